@@ -1,0 +1,69 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from api import problems
+from api.routes import bankfeeds, health, orders, pay, receipts, sandbox
+from settings.config import Profile, Settings, get_settings
+from settings.db import engine_for
+from settings.logging import configure_logging
+from settings.worker import celery_app, configure
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = (settings or get_settings()).check()
+    configure_logging(settings.log_level)
+    configure(celery_app, settings)
+    engine = engine_for(settings.effective_database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.profile is Profile.PRODUCTION:
+            from api.startup import refuse_development_keys
+
+            refuse_development_keys(engine)
+        yield
+
+    app = FastAPI(
+        title="motcua-pay",
+        version="0.1.0",
+        summary="Thu phí, lệ phí và biên lai điện tử cho Bộ phận Một cửa",
+        description=(
+            "Fees and charges collection (VietQR, card, cash), signed e-receipts and daily "
+            "reconciliation for Vietnamese one-stop shops. Errors are application/problem+json "
+            "with a stable `code`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    problems.install(app)
+
+    @app.middleware("http")
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            return problems.problem(
+                413,
+                "payload_too_large",
+                "Dữ liệu gửi lên quá lớn",
+                f"request bodies are limited to {settings.max_body_bytes} bytes",
+                title_en="Payload too large",
+            )
+        return await call_next(request)
+
+    app.include_router(health.router)
+    app.include_router(orders.router)
+    app.include_router(bankfeeds.router)
+    app.include_router(receipts.router)
+    app.include_router(pay.router)
+    if settings.sandboxes_on:
+        app.include_router(sandbox.router)
+    return app

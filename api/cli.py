@@ -1,0 +1,277 @@
+"""The ``motcua`` command line (contract.md). Every command exits 0 on success, or non-zero
+with a one-line reason on stderr."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from settings.config import Profile, Settings, get_settings
+from settings.errors import ProblemError, SettingsError
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="motcua-pay: phí, lệ phí và biên lai điện tử"
+)
+db_app = typer.Typer(no_args_is_help=True, help="Database")
+agency_app = typer.Typer(no_args_is_help=True, help="Collecting organisations (đơn vị thu)")
+keys_app = typer.Typer(no_args_is_help=True, help="Signing keys and certificates")
+catalog_app = typer.Typer(no_args_is_help=True, help="Fee catalogue (danh mục phí, lệ phí)")
+client_app = typer.Typer(no_args_is_help=True, help="One-stop API clients")
+feed_app = typer.Typer(no_args_is_help=True, help="Bank-feed credentials")
+app.add_typer(db_app, name="db")
+app.add_typer(agency_app, name="agency")
+app.add_typer(keys_app, name="keys")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(client_app, name="client")
+app.add_typer(feed_app, name="bank-feed")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"motcua: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_or_fail() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+def upgrade_db(settings: Settings) -> None:
+    from settings.migrate import upgrade
+
+    if settings.effective_database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations (idempotent)."""
+    settings = settings_or_fail()
+    upgrade_db(settings)
+    typer.echo("database is at the latest revision")
+
+
+@agency_app.command("add")
+def agency_add(
+    code: Annotated[str, typer.Option(help="Short code, e.g. HUYEN-DA")],
+    name: Annotated[str, typer.Option(help="Legal name printed on receipts")],
+    tax_code: Annotated[str, typer.Option("--tax-code", help="MST, 10 or 13 digits")],
+    address: Annotated[str, typer.Option()],
+    bank_bin: Annotated[str, typer.Option("--bank-bin", help="NAPAS BIN, 6 digits")],
+    bank_account: Annotated[str, typer.Option("--bank-account")],
+    bank_account_name: Annotated[str, typer.Option("--bank-account-name")],
+    series: Annotated[str, typer.Option(help="Receipt series, e.g. 26TAB")],
+    template: Annotated[str, typer.Option(help="EBL01 or EBL02")] = "EBL01",
+    time_zone: Annotated[str, typer.Option("--time-zone")] = "Asia/Ho_Chi_Minh",
+) -> None:
+    """Register (or update) a collecting organisation; the MST is validated."""
+    from payments.agencies import AgencyInput, add_agency
+    from settings.db import session_scope
+
+    settings_or_fail()
+    with session_scope() as session:
+        agency = add_agency(
+            session,
+            AgencyInput(
+                code=code,
+                name=name,
+                tax_code=tax_code,
+                address=address,
+                bank_bin=bank_bin,
+                bank_account=bank_account,
+                bank_account_name=bank_account_name,
+                series=series,
+                template=template,
+                time_zone=time_zone,
+            ),
+        )
+        typer.echo(f"agency {agency.code} ({agency.name}, MST {agency.tax_code}) saved")
+
+
+@keys_app.command("dev-init")
+def keys_dev_init(
+    agency: Annotated[str, typer.Option(help="Agency code")],
+    force: Annotated[bool, typer.Option(help="Replace an existing key")] = False,
+) -> None:
+    """Create a development CA and an organisation certificate (UID=MST:<tax code>).
+
+    The certificate is clearly marked NOT LEGALLY VALID; production refuses it.
+    """
+    from api.keysetup import dev_init
+
+    settings = settings_or_fail()
+    if settings.profile is Profile.PRODUCTION:
+        fail("development keys are refused in the production profile")
+    path, subject = dev_init(settings, agency, force=force)
+    typer.echo(f"development certificate for {subject} written to {path} (NOT legally valid)")
+
+
+@catalog_app.command("import")
+def catalog_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    agency: Annotated[str, typer.Option(help="Agency code")],
+    effective_from: Annotated[
+        str | None, typer.Option("--effective-from", help="YYYY-MM-DD; default today")
+    ] = None,
+) -> None:
+    """Import procedures and fee items from CSV; a file with any bad row is rejected whole."""
+    from payments.agencies import agency_by_code
+    from payments.catalog import import_catalog
+    from settings.db import session_scope
+
+    settings_or_fail()
+    day = date.fromisoformat(effective_from) if effective_from else date.today()
+    with session_scope() as session:
+        result = import_catalog(
+            session, agency_by_code(session, agency), file.read_bytes(), effective_from=day
+        )
+    typer.echo(
+        f"procedures: {result.procedures_created} new, {result.procedures_updated} updated; "
+        f"fees: {result.fees_created} new, {result.fees_repriced} repriced, "
+        f"{result.fees_unchanged} unchanged"
+    )
+
+
+@client_app.command("add")
+def client_add(
+    agency: Annotated[str, typer.Option(help="Agency code")],
+    name: Annotated[str, typer.Option(help="The one-stop system's name")],
+    callback_url: Annotated[str | None, typer.Option("--callback-url")] = None,
+) -> None:
+    """Create a one-stop API client; the API key is printed alone on the last line."""
+    from payments.agencies import agency_by_code
+    from payments.credentials import add_client
+    from settings.db import session_scope
+
+    settings = settings_or_fail()
+    with session_scope() as session:
+        issued = add_client(
+            session,
+            agency_by_code(session, agency),
+            name,
+            callback_url,
+            allow_loopback=settings.profile is Profile.EMBEDDED,
+        )
+    typer.echo(f"client {issued.client.id} created for agency {agency}")
+    typer.echo(f"callback signing secret (shown once): {issued.callback_secret}")
+    typer.echo("API key (shown once, last line):")
+    typer.echo(issued.api_key)
+
+
+@feed_app.command("add")
+def bank_feed_add(
+    agency: Annotated[str, typer.Option(help="Agency code")],
+    provider: Annotated[str, typer.Option(help="sepay or casso")],
+) -> None:
+    """Create a bank-feed credential; the key is printed alone on the last line."""
+    from payments.agencies import agency_by_code
+    from payments.credentials import add_bank_feed
+    from settings.db import session_scope
+
+    settings_or_fail()
+    with session_scope() as session:
+        cred, key = add_bank_feed(session, agency_by_code(session, agency), provider)
+    typer.echo(f"{provider} credential {cred.id} created for agency {agency}; key (shown once):")
+    typer.echo(key)
+
+
+@app.command()
+def demo() -> None:
+    """Seed a sample agency, catalogue, client and bank-feed key (embedded profile; re-runnable)."""
+    from api.demo import seed
+
+    settings = settings_or_fail()
+    if settings.profile is Profile.PRODUCTION:
+        fail("demo data is refused in the production profile")
+    upgrade_db(settings)
+    typer.echo(seed(settings))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    worker: Annotated[
+        bool | None, typer.Option(help="Run worker+scheduler beside the web app (embedded default)")
+    ] = None,
+) -> None:
+    """Run the web app; in the embedded profile also the background worker and scheduler."""
+    import uvicorn
+
+    settings = settings_or_fail()
+    with_worker = settings.run_worker_in_serve if worker is None else worker
+    if settings.profile is Profile.PRODUCTION:
+        with_worker = bool(worker)
+    else:
+        upgrade_db(settings)
+    child = _start_worker(settings, beat=True) if with_worker and not settings.task_eager else None
+    try:
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def _celery_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "settings.worker:celery_app", *args]
+
+
+def _start_worker(settings: Settings, *, beat: bool) -> subprocess.Popen[bytes]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    argv = _celery_argv(
+        "worker", "--pool=solo", "--loglevel=INFO", "-n", f"embedded-{os.getpid()}@%h"
+    )
+    if beat:
+        argv += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
+    return subprocess.Popen(argv, env=os.environ.copy())  # noqa: S603 - our own interpreter
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option()] = 2,
+) -> None:
+    """Celery worker (production profile: Redis broker)."""
+    settings_or_fail()
+    argv = _celery_argv("worker", f"--concurrency={concurrency}", "--loglevel=INFO")
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, fixed arguments
+
+
+@app.command()
+def scheduler() -> None:
+    """Celery beat: periodic sweeps (and the daily close, issue 5)."""
+    settings = settings_or_fail()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.execv(  # noqa: S606
+        sys.executable,
+        _celery_argv(
+            "beat", "--loglevel=INFO", "--schedule", str(settings.data_dir / "celerybeat-schedule")
+        ),
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except ProblemError as exc:
+        typer.echo(f"motcua: {exc.code}: {exc.detail}", err=True)
+        sys.exit(1)
+    except SettingsError as exc:
+        typer.echo(f"motcua: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

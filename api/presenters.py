@@ -1,0 +1,97 @@
+"""JSON shapes of orders and receipts (contract.md), built in one place for API and callbacks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from einvoice.models import Receipt
+from payments.models import PaymentOrder
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def mask(value: str | None, keep: int = 4) -> str | None:
+    """Personal data in API answers shows only its last digits (ID number, phone)."""
+    if not value:
+        return value
+    return "*" * max(len(value) - keep, 0) + value[-keep:]
+
+
+def receipt_links(receipt: Receipt, base_url: str) -> dict[str, Any]:
+    base = base_url.rstrip("/")
+    return {
+        "id": receipt.id,
+        "template": receipt.template,
+        "series": receipt.series,
+        "number": receipt.number,
+        "issued_at": iso(receipt.issued_at),
+        "total": receipt.total,
+        "xml_url": f"{base}/api/v1/receipts/{receipt.id}/xml",
+        "pdf_url": f"{base}/api/v1/receipts/{receipt.id}/pdf",
+        "verify_url": f"{base}/r/{receipt.verify_code}",
+    }
+
+
+def order_json(order: PaymentOrder, receipt: Receipt | None, base_url: str) -> dict[str, Any]:
+    base = base_url.rstrip("/")
+    payer = dict(order.payer)
+    payer["id_number"] = mask(payer.get("id_number"))
+    payer["phone"] = mask(payer.get("phone"))
+    return {
+        "id": order.id,
+        "object": "payment_order",
+        "reference": order.reference,
+        "status": order.status,
+        "amount": order.amount,
+        "currency": "VND",
+        "dossier_code": order.dossier_code,
+        "procedure_code": order.procedure_code,
+        "procedure_name": order.procedure_name,
+        "agency": {"code": order.agency.code, "name": order.agency.name},
+        "payer": payer,
+        "created_at": iso(order.created_at),
+        "expires_at": iso(order.expires_at),
+        "paid_at": iso(order.paid_at),
+        "payment_method": order.payment_method,
+        "lines": [
+            {
+                "fee_code": line.fee_code,
+                "fee_name": line.fee_name,
+                "kind": line.kind,
+                "quantity": line.quantity,
+                "unit": line.unit,
+                "unit_price": line.unit_price,
+                "amount": line.amount,
+                "retention_percent": line.retention_percent,
+                "legal_basis": line.legal_basis,
+                "exemption": (
+                    {
+                        "category": line.exemption_category,
+                        "legal_basis": line.exemption_legal_basis,
+                    }
+                    if line.exemption_category
+                    else None
+                ),
+            }
+            for line in order.lines
+        ],
+        "vietqr": (
+            {
+                "payload": order.vietqr_payload,
+                "image_url": f"{base}/api/v1/payment-orders/{order.id}/vietqr.png",
+                "bank_bin": order.agency.bank_bin,
+                "account_number": order.agency.bank_account,
+                "account_name": order.agency.bank_account_name,
+                "memo": order.reference,
+            }
+            if order.vietqr_payload
+            else None
+        ),
+        "pay_url": f"{base}/pay/{order.id}",
+        "callback_url": order.callback_url,
+        "receipt": receipt_links(receipt, base) if receipt else None,
+        "receipt_error": order.receipt_error,
+    }

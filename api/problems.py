@@ -1,0 +1,108 @@
+"""``application/problem+json`` for every error, with a stable ``code`` and Vietnamese title."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from settings.errors import ProblemError
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+_HTTP_CODES: dict[int, tuple[str, str, str]] = {
+    400: ("bad_request", "Yêu cầu không hợp lệ", "Bad request"),
+    401: ("unauthorized", "Thiếu hoặc sai khóa truy cập", "Unauthorized"),
+    403: ("forbidden", "Không có quyền truy cập", "Forbidden"),
+    404: ("not_found", "Không tìm thấy", "Not found"),
+    405: ("method_not_allowed", "Phương thức không được hỗ trợ", "Method not allowed"),
+    413: ("payload_too_large", "Dữ liệu gửi lên quá lớn", "Payload too large"),
+    415: ("unsupported_media_type", "Kiểu dữ liệu không được hỗ trợ", "Unsupported media type"),
+}
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    title_en: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://motcua-pay.vn/problems/{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    if title_en:
+        body["title_en"] = title_en
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def problem_from(exc: ProblemError) -> JSONResponse:
+    return problem(
+        exc.status, exc.code, exc.title_vi, exc.detail, title_en=exc.title_en, extra=exc.extra
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(_request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_from(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg")),
+                "type": e.get("type"),
+            }
+            for e in exc.errors()
+        ]
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem(
+                400,
+                "malformed_json",
+                "Dữ liệu JSON không đúng cú pháp",
+                "the request body is not valid JSON",
+                title_en="Malformed JSON",
+            )
+        detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
+        return problem(
+            422,
+            "validation_error",
+            "Dữ liệu không hợp lệ",
+            detail,
+            title_en="Invalid input",
+            extra={"errors": errors},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, vi, en = _HTTP_CODES.get(exc.status_code, ("http_error", "Lỗi", "Error"))
+        return problem(exc.status_code, code, vi, str(exc.detail), title_en=en, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return problem(
+            500,
+            "internal_error",
+            "Lỗi hệ thống; vui lòng thử lại",
+            "an unexpected error occurred; it has been logged",
+            title_en="Internal error",
+        )

@@ -1,0 +1,151 @@
+"""Payment orders for one-stop clients (contract.md)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import ClientDep, EngineDep, SettingsDep, unit_of_work
+from api.presenters import order_json
+from api.schemas import PaymentOrderIn
+from einvoice.models import Receipt
+from payments import idempotency, vietqr
+from payments.credentials import check_callback_url
+from payments.models import PaymentOrder
+from payments.orders import (
+    FeeRequest,
+    OrderRequest,
+    cancel_order,
+    create_order,
+    get_order,
+    list_orders,
+)
+from settings.config import Profile
+from settings.worker import dispatch
+
+router = APIRouter(prefix="/api/v1/payment-orders", tags=["payment orders"])
+
+SCOPE_CREATE = "payment_orders.create"
+
+
+def _receipt(session: Any, order: PaymentOrder) -> Receipt | None:
+    return session.get(Receipt, order.receipt_id) if order.receipt_id else None
+
+
+@router.post("", status_code=201, summary="Create a payment order for a dossier")
+def create(
+    body: PaymentOrderIn,
+    client: ClientDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    key = idempotency.check_key(idempotency_key)
+    digest = idempotency.body_hash(
+        json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False).encode()
+    )
+    with unit_of_work(engine) as session:
+        previous = idempotency.find(session, client.id, SCOPE_CREATE, key, digest)
+        if previous is not None:
+            return JSONResponse(previous[1], status_code=previous[0])
+    callback_url = body.callback_url or client.callback_url
+    if callback_url:
+        check_callback_url(callback_url, allow_loopback=settings.profile is Profile.EMBEDDED)
+    request = OrderRequest(
+        dossier_code=body.dossier_code,
+        procedure_code=body.procedure_code,
+        payer=body.payer.model_dump(mode="json"),
+        fees=tuple(
+            FeeRequest(
+                fee_code=f.fee_code,
+                quantity=f.quantity,
+                exemption=(f.exemption.category, f.exemption.legal_basis) if f.exemption else None,
+            )
+            for f in body.fees
+        ),
+        callback_url=callback_url,
+    )
+    try:
+        with unit_of_work(engine) as session:
+            order = create_order(
+                session,
+                client.agency,
+                request,
+                client_id=client.id,
+                ttl=timedelta(minutes=settings.order_ttl_minutes),
+                max_amount=settings.max_order_amount,
+            )
+            payload = order_json(order, None, settings.public_base_url)
+            idempotency.remember(session, client.id, SCOPE_CREATE, key, digest, 201, payload)
+            order_id, paid = order.id, order.status == "succeeded"
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer as it did.
+        with unit_of_work(engine) as session:
+            previous = idempotency.find(session, client.id, SCOPE_CREATE, key, digest)
+        if previous is None:
+            raise
+        return JSONResponse(previous[1], status_code=previous[0])
+    if paid:  # fully exempt: nothing to collect, the receipt is issued straight away
+        from payments.tasks import issue_receipt
+
+        dispatch(issue_receipt, order_id)
+    return JSONResponse(payload, status_code=201)
+
+
+@router.get("", summary="List a client's orders, e.g. by dossier code")
+def list_(
+    client: ClientDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    dossier_code: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    with unit_of_work(engine) as session:
+        orders = list_orders(session, client.agency_id, dossier_code=dossier_code, limit=limit)
+        return {
+            "object": "list",
+            "data": [order_json(o, _receipt(session, o), settings.public_base_url) for o in orders],
+        }
+
+
+@router.get("/{order_id}", summary="An order, with its receipt once issued")
+def read(
+    order_id: str, client: ClientDep, engine: EngineDep, settings: SettingsDep
+) -> dict[str, Any]:
+    with unit_of_work(engine) as session:
+        order = get_order(session, order_id, agency_id=client.agency_id)
+        return order_json(order, _receipt(session, order), settings.public_base_url)
+
+
+@router.post("/{order_id}/cancel", summary="Cancel a pending order (409 once paid)")
+def cancel(
+    order_id: str, client: ClientDep, engine: EngineDep, settings: SettingsDep
+) -> dict[str, Any]:
+    with unit_of_work(engine) as session:
+        order = get_order(session, order_id, agency_id=client.agency_id, lock=True)
+        cancel_order(session, order)
+        return order_json(order, _receipt(session, order), settings.public_base_url)
+
+
+@router.get(
+    "/{order_id}/vietqr.png",
+    summary="The order's VietQR as a PNG (public: the citizen's page shows it)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def vietqr_png(order_id: str, engine: EngineDep) -> Response:
+    with unit_of_work(engine) as session:
+        order = get_order(session, order_id)
+        payload = order.vietqr_payload
+    if not payload:
+        return Response(status_code=404)
+    return Response(
+        vietqr.qr_png(payload),
+        media_type="image/png",
+        headers={"Cache-Control": "public, max-age=86400, immutable"},
+    )

@@ -1,0 +1,101 @@
+"""The plain data a receipt is issued from and rendered to XML from.
+
+Kept free of ORM and payment types so that ``einvoice`` can be driven by any caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class FeeKind(StrEnum):
+    """Law on Fees and Charges 97/2015/QH13: a fee may be partly retained, a charge may not."""
+
+    PHI = "phi"
+    """Phí: may be partly retained by the collecting unit."""
+    LE_PHI = "le_phi"
+    """Lệ phí: goes in full to the state budget."""
+
+
+@dataclass(frozen=True, slots=True)
+class Collector:
+    """The collecting organisation printed on the receipt (Decree 254/2026 art. 23 item 4)."""
+
+    name: str
+    tax_code: str
+    address: str
+    time_zone: str = "Asia/Ho_Chi_Minh"
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    name: str
+    address: str | None = None
+    id_number: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLine:
+    """One fee or charge collected; ``amount`` is integer VND after quantity, cap and exemption."""
+
+    fee_code: str
+    name: str
+    kind: FeeKind
+    quantity: int
+    unit_price: int
+    amount: int
+    unit: str | None = None
+    exemption: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptDocument:
+    """Everything the legal XML states, after numbering and before signing."""
+
+    receipt_id: str
+    template: str
+    series: str
+    number: int
+    issued_at: datetime
+    collector: Collector
+    payer: Payer
+    lines: tuple[ReceiptLine, ...]
+    payment_method: str
+    payment_reference: str
+    procedure_code: str | None = None
+    procedure_name: str | None = None
+    dossier_code: str | None = None
+    verify_code: str | None = None
+    verify_url: str | None = None
+    replaces: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def total(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRequest:
+    """What a caller (``payments``) asks ``einvoice`` to issue.
+
+    ``source_key`` names what is being paid (e.g. ``order:<id>``); asking twice returns the first
+    receipt, so retries after a crash never burn a second number.
+    """
+
+    agency_id: str
+    source_key: str
+    collector: Collector
+    template: str
+    series: str
+    payer: Payer
+    lines: tuple[ReceiptLine, ...]
+    payment_method: str
+    payment_reference: str
+    procedure_code: str | None = None
+    procedure_name: str | None = None
+    dossier_code: str | None = None

@@ -1,0 +1,108 @@
+"""Issuing a receipt: check the key, take the next number, build, sign, validate and store.
+
+Everything happens in the caller's transaction. The certificate is checked *before* a number
+is taken, and any failure after that rolls the counter back with the rest, so a refused or
+failed signature never burns a number (Decree 254/2026 art. 23: no gaps).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from dataclasses import asdict
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from lxml import etree
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from einvoice.document import ReceiptDocument, ReceiptRequest
+from einvoice.models import Receipt
+from einvoice.numbering import next_number, series_for_year
+from einvoice.receipt_xml import build_receipt_xml, signed_id_for, validate_receipt_xml
+from settings.db import utcnow
+from signing.certs import check_signing_certificate
+from signing.keys import KeySource
+from signing.xmldsig import sign_enveloped
+
+__all__ = ["find_receipt", "issue_receipt", "new_verify_code"]
+
+
+def new_verify_code() -> str:
+    """16 base32 characters (80 bits): short enough for a QR, unguessable for the public page."""
+    return base64.b32encode(secrets.token_bytes(10)).decode().rstrip("=")
+
+
+def find_receipt(session: Session, source_key: str) -> Receipt | None:
+    return session.scalar(select(Receipt).where(Receipt.source_key == source_key))
+
+
+def issue_receipt(
+    session: Session,
+    request: ReceiptRequest,
+    key: KeySource,
+    *,
+    verify_url_base: str,
+    allow_development_certificate: bool,
+    now: datetime | None = None,
+) -> Receipt:
+    existing = find_receipt(session, request.source_key)
+    if existing is not None:
+        return existing
+    now = now or utcnow()
+    check_signing_certificate(
+        key.certificate,
+        expected_tax_code=request.collector.tax_code,
+        now=now,
+        allow_development=allow_development_certificate,
+    )
+    zone = ZoneInfo(request.collector.time_zone)
+    year = now.astimezone(zone).year
+    series = series_for_year(request.series, year)
+    number = next_number(session, request.agency_id, request.template, series, year)
+    receipt_id = uuid.uuid4().hex
+    verify_code = new_verify_code()
+    doc = ReceiptDocument(
+        receipt_id=receipt_id,
+        template=request.template,
+        series=series,
+        number=number,
+        issued_at=now,
+        collector=request.collector,
+        payer=request.payer,
+        lines=request.lines,
+        payment_method=request.payment_method,
+        payment_reference=request.payment_reference,
+        procedure_code=request.procedure_code,
+        procedure_name=request.procedure_name,
+        dossier_code=request.dossier_code,
+        verify_code=verify_code,
+        verify_url=f"{verify_url_base.rstrip('/')}/r/{verify_code}",
+    )
+    root = build_receipt_xml(doc)
+    signed = sign_enveloped(root, signed_id=signed_id_for(doc), key=key, signing_time=now, tz=zone)
+    validate_receipt_xml(signed)
+    xml = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+    receipt = Receipt(
+        id=receipt_id,
+        agency_id=request.agency_id,
+        source_key=request.source_key,
+        template=request.template,
+        series=series,
+        year=year,
+        number=number,
+        issued_at=now,
+        total=doc.total,
+        payer_name=request.payer.name,
+        payment_method=request.payment_method,
+        payment_reference=request.payment_reference,
+        verify_code=verify_code,
+        lines=[{**asdict(line), "kind": line.kind.value} for line in request.lines],
+        xml=xml,
+        signer_subject=key.certificate.subject.rfc4514_string(),
+    )
+    session.add(receipt)
+    session.flush()
+    return receipt

@@ -1,0 +1,1 @@
+"""Agencies, the fee catalogue, payment orders, VietQR, bank credits and their matching."""

@@ -1,0 +1,118 @@
+"""Inbound bank-feed notifications: validate the shape, journal the raw bytes, normalise.
+
+The raw body is stored before any processing (and before the reply), so nothing a bank feed
+sent can be lost to a later bug; processing reads the journal, never the request.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from payments.errors import InvalidInput
+from payments.models import Agency, BankEvent
+
+__all__ = ["NormalisedCredit", "SepayPayload", "journal_sepay", "normalise"]
+
+
+class SepayPayload(BaseModel):
+    """SePay's webhook body (domain.md); ``transactionDate`` is bank-local time."""
+
+    model_config = ConfigDict(extra="allow", strict=False)
+
+    id: int = Field(gt=0)
+    gateway: str = Field(max_length=100)
+    transactionDate: str = Field(pattern=r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")  # noqa: N815
+    accountNumber: str = Field(max_length=32)  # noqa: N815
+    code: str | None = Field(default=None, max_length=100)
+    content: str = Field(default="", max_length=1000)
+    transferType: Literal["in", "out"]  # noqa: N815
+    transferAmount: int = Field(gt=0, lt=10**13)  # noqa: N815
+    accumulated: int | None = None
+    subAccount: str | None = Field(default=None, max_length=32)  # noqa: N815
+    referenceCode: str | None = Field(default=None, max_length=128)  # noqa: N815
+    description: str | None = Field(default=None, max_length=2000)
+
+
+def parse_sepay(raw: bytes) -> SepayPayload:
+    try:
+        return SepayPayload.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()]
+        raise InvalidInput("; ".join(problems), code="invalid_bank_payload") from exc
+
+
+def journal_sepay(session: Session, agency: Agency, raw: bytes) -> tuple[BankEvent, bool]:
+    """Stores the event once per SePay ``id``; returns it and whether it is new."""
+    payload = parse_sepay(raw)
+    dedup = str(payload.id)
+    existing = _find(session, agency.id, "sepay", dedup)
+    if existing is not None:
+        session.execute(
+            update(BankEvent)
+            .where(BankEvent.id == existing.id)
+            .values(duplicates=BankEvent.duplicates + 1)
+        )
+        return existing, False
+    event = BankEvent(agency_id=agency.id, source="sepay", dedup_key=dedup, raw=raw)
+    try:
+        with session.begin_nested():
+            session.add(event)
+    except IntegrityError:
+        # A concurrent retry of the same notification won the insert: same event.
+        found = _find(session, agency.id, "sepay", dedup)
+        assert found is not None
+        return found, False
+    return event, True
+
+
+def _find(session: Session, agency_id: str, source: str, dedup: str) -> BankEvent | None:
+    return session.scalar(
+        select(BankEvent).where(
+            BankEvent.agency_id == agency_id,
+            BankEvent.source == source,
+            BankEvent.dedup_key == dedup,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class NormalisedCredit:
+    """One incoming transfer, whatever feed reported it."""
+
+    bank_reference: str
+    account_number: str
+    sub_account: str | None
+    amount: int
+    memo: str
+    booked_at: datetime
+    incoming: bool
+
+
+def normalise(event: BankEvent, zone: ZoneInfo) -> NormalisedCredit:
+    if event.source != "sepay":
+        raise InvalidInput(f"unknown bank event source {event.source!r}")
+    data = json.loads(event.raw)
+    payload = SepayPayload.model_validate(data)
+    booked = datetime.strptime(payload.transactionDate, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone)
+    # The bank's own reference identifies the credit across feeds (webhook now, statement
+    # tonight); SePay's id is only the fallback when the bank gave none.
+    bank_ref = payload.referenceCode or f"sepay-{payload.id}"
+    memo = payload.content or payload.description or ""
+    return NormalisedCredit(
+        bank_reference=bank_ref,
+        account_number=payload.accountNumber,
+        sub_account=payload.subAccount,
+        amount=payload.transferAmount,
+        memo=memo,
+        booked_at=booked,
+        incoming=payload.transferType == "in",
+    )

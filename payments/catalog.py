@@ -1,0 +1,311 @@
+"""The published fee catalogue: importing it from CSV and pricing a fee line from it.
+
+A catalogue file is validated completely before anything is written, so a file with one bad
+row changes nothing and the error names every bad line. Prices are effective-dated: importing
+a changed amount with a later ``effective_from`` closes the previous price the day before.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from payments.errors import CatalogImportError, InvalidInput, UnknownFee, UnknownProcedure
+from payments.models import Agency, FeeItem, Procedure
+
+__all__ = [
+    "COLUMNS",
+    "CatalogRow",
+    "ImportResult",
+    "PricedLine",
+    "fee_item_on",
+    "import_catalog",
+    "parse_catalog",
+    "price_line",
+    "procedure_by_code",
+]
+
+COLUMNS = (
+    "procedure_code",
+    "procedure_name",
+    "field",
+    "fee_code",
+    "fee_kind",
+    "fee_name",
+    "amount",
+    "unit",
+    "max_amount",
+    "retention_percent",
+    "legal_basis",
+)
+OPTIONAL = {"unit", "max_amount", "retention_percent"}
+_CODE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
+MAX_VND = 10**12
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    line: int
+    procedure_code: str
+    procedure_name: str
+    field: str
+    fee_code: str
+    fee_kind: str
+    fee_name: str
+    amount: int
+    unit: str | None
+    max_amount: int | None
+    retention_percent: int
+    legal_basis: str
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    procedures_created: int
+    procedures_updated: int
+    fees_created: int
+    fees_unchanged: int
+    fees_repriced: int
+
+
+def _int(value: str, name: str, *, minimum: int, maximum: int) -> int:
+    text = value.strip().replace("_", "")
+    if not re.fullmatch(r"\d+", text):
+        raise ValueError(f"{name} must be a whole number of VND, got {value!r}")
+    number = int(text)
+    if not minimum <= number <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}, got {number}")
+    return number
+
+
+def _row(line: int, raw: dict[str, str | None]) -> CatalogRow:
+    get = {k: (raw.get(k) or "").strip() for k in COLUMNS}
+    for name in COLUMNS:
+        if name not in OPTIONAL and not get[name]:
+            raise ValueError(f"{name} is required")
+    for name in ("procedure_code", "fee_code"):
+        if not _CODE_RE.match(get[name]):
+            raise ValueError(f"{name} must be 1-32 of A-Z a-z 0-9 _ . -, got {get[name]!r}")
+    kind = get["fee_kind"]
+    if kind not in ("phi", "le_phi"):
+        raise ValueError(f"fee_kind must be 'phi' or 'le_phi', got {kind!r}")
+    amount = _int(get["amount"], "amount", minimum=0, maximum=MAX_VND)
+    cap = (
+        _int(get["max_amount"], "max_amount", minimum=1, maximum=MAX_VND)
+        if get["max_amount"]
+        else None
+    )
+    if cap is not None and cap < amount:
+        raise ValueError("max_amount is below the unit amount")
+    retention = 0
+    if get["retention_percent"]:
+        retention = _int(get["retention_percent"], "retention_percent", minimum=0, maximum=100)
+        if kind == "le_phi" and retention:
+            raise ValueError(
+                "retention_percent applies to phi only: le_phi goes in full to the budget"
+            )
+    return CatalogRow(
+        line=line,
+        procedure_code=get["procedure_code"],
+        procedure_name=get["procedure_name"],
+        field=get["field"],
+        fee_code=get["fee_code"],
+        fee_kind=kind,
+        fee_name=get["fee_name"],
+        amount=amount,
+        unit=get["unit"] or None,
+        max_amount=cap,
+        retention_percent=retention,
+        legal_basis=get["legal_basis"],
+    )
+
+
+def parse_catalog(data: bytes) -> list[CatalogRow]:
+    """Parses and checks a whole file; raises :class:`CatalogImportError` listing every bad line."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CatalogImportError([f"file: not UTF-8 ({exc.reason} at byte {exc.start})"]) from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise CatalogImportError([f"line 1: missing columns {', '.join(missing)}"])
+    reader.fieldnames = header
+    rows: list[CatalogRow] = []
+    errors: list[str] = []
+    seen: dict[tuple[str, str], int] = {}
+    names: dict[str, str] = {}
+    for raw in reader:
+        line = reader.line_num
+        if None in raw:
+            errors.append(f"line {line}: more cells than columns")
+            continue
+        try:
+            row = _row(line, raw)
+        except ValueError as exc:
+            errors.append(f"line {line}: {exc}")
+            continue
+        key = (row.procedure_code, row.fee_code)
+        if key in seen:
+            errors.append(
+                f"line {line}: fee {row.fee_code} of {row.procedure_code} repeats line {seen[key]}"
+            )
+            continue
+        seen[key] = line
+        if names.setdefault(row.procedure_code, row.procedure_name) != row.procedure_name:
+            errors.append(f"line {line}: procedure {row.procedure_code} has two different names")
+            continue
+        rows.append(row)
+    if errors:
+        raise CatalogImportError(errors)
+    if not rows:
+        raise CatalogImportError(["file: no rows"])
+    return rows
+
+
+def import_catalog(
+    session: Session, agency: Agency, data: bytes, *, effective_from: date
+) -> ImportResult:
+    """Upserts the file's procedures and prices; re-importing the same file changes nothing."""
+    rows = parse_catalog(data)
+    procedures = {
+        p.code: p
+        for p in session.scalars(select(Procedure).where(Procedure.agency_id == agency.id))
+    }
+    created = updated = fees_created = unchanged = repriced = 0
+    for row in rows:
+        proc = procedures.get(row.procedure_code)
+        if proc is None:
+            proc = Procedure(
+                agency_id=agency.id,
+                code=row.procedure_code,
+                name=row.procedure_name,
+                field=row.field,
+            )
+            session.add(proc)
+            session.flush()
+            procedures[row.procedure_code] = proc
+            created += 1
+        elif (proc.name, proc.field) != (row.procedure_name, row.field):
+            proc.name, proc.field = row.procedure_name, row.field
+            updated += 1
+        current = fee_item_on(session, proc, row.fee_code, effective_from, required=False)
+        same = current is not None and (
+            current.kind,
+            current.name,
+            current.amount,
+            current.unit,
+            current.max_amount,
+            current.retention_percent,
+            current.legal_basis,
+        ) == (
+            row.fee_kind,
+            row.fee_name,
+            row.amount,
+            row.unit,
+            row.max_amount,
+            row.retention_percent,
+            row.legal_basis,
+        )
+        if same:
+            unchanged += 1
+            continue
+        if current is not None:
+            if current.effective_from >= effective_from:
+                raise CatalogImportError(
+                    [
+                        f"line {row.line}: fee {row.fee_code} already has a price from "
+                        f"{current.effective_from}; choose a later effective date"
+                    ]
+                )
+            current.effective_to = effective_from - timedelta(days=1)
+            repriced += 1
+        else:
+            fees_created += 1
+        session.add(
+            FeeItem(
+                procedure_id=proc.id,
+                code=row.fee_code,
+                kind=row.fee_kind,
+                name=row.fee_name,
+                amount=row.amount,
+                unit=row.unit,
+                max_amount=row.max_amount,
+                retention_percent=row.retention_percent,
+                legal_basis=row.legal_basis,
+                effective_from=effective_from,
+            )
+        )
+    session.flush()
+    return ImportResult(created, updated, fees_created, unchanged, repriced)
+
+
+def procedure_by_code(session: Session, agency_id: str, code: str) -> Procedure:
+    proc = session.scalar(
+        select(Procedure).where(Procedure.agency_id == agency_id, Procedure.code == code)
+    )
+    if proc is None:
+        raise UnknownProcedure(f"procedure {code!r} is not in this agency's catalogue")
+    return proc
+
+
+def fee_item_on(
+    session: Session, procedure: Procedure, fee_code: str, day: date, *, required: bool = True
+) -> FeeItem | None:
+    """The price of ``fee_code`` in force on ``day`` (the agency's local date)."""
+    item = session.scalar(
+        select(FeeItem)
+        .where(
+            FeeItem.procedure_id == procedure.id,
+            FeeItem.code == fee_code,
+            FeeItem.effective_from <= day,
+            (FeeItem.effective_to.is_(None)) | (FeeItem.effective_to >= day),
+        )
+        .order_by(FeeItem.effective_from.desc())
+        .limit(1)
+    )
+    if item is None and required:
+        raise UnknownFee(
+            f"fee {fee_code!r} is not published for procedure {procedure.code} on {day}"
+        )
+    return item
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    item: FeeItem
+    quantity: int
+    unit_price: int
+    amount: int
+    exemption_category: str | None
+    exemption_legal_basis: str | None
+
+
+def price_line(
+    item: FeeItem, quantity: int, exemption: tuple[str, str] | None = None
+) -> PricedLine:
+    """quantity × unit price, capped per line; an exemption makes it 0 and is still recorded."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise InvalidInput(f"quantity of {item.code} must be a positive whole number")
+    if quantity > 100_000:
+        raise InvalidInput(f"quantity of {item.code} is implausibly large")
+    amount = quantity * item.amount
+    if item.max_amount is not None:
+        amount = min(amount, item.max_amount)
+    if exemption is not None:
+        amount = 0
+    return PricedLine(
+        item=item,
+        quantity=quantity,
+        unit_price=item.amount,
+        amount=amount,
+        exemption_category=exemption[0] if exemption else None,
+        exemption_legal_basis=exemption[1] if exemption else None,
+    )

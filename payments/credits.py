@@ -1,0 +1,118 @@
+"""From a journaled bank event to a recognised payment, or to an exception.
+
+Matching is deliberately strict: the transfer reference must be found in the memo (despite
+bank mangling) and the amount must be exact; the account must be the agency's own. Anything
+else is recorded with a ``match_status`` naming why, for staff to resolve (issue 4 builds the
+exceptions queue on top of these statuses).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from payments.bankfeeds import normalise
+from payments.memo import find_references
+from payments.models import Agency, BankCredit, BankEvent, PaymentOrder
+from payments.orders import mark_succeeded
+from payments.states import OrderStatus
+from settings.db import utcnow
+
+__all__ = ["MatchStatus", "ProcessResult", "process_event"]
+
+
+class MatchStatus(StrEnum):
+    MATCHED = "matched"
+    UNKNOWN_REFERENCE = "unknown_reference"
+    UNDERPAYMENT = "underpayment"
+    OVERPAYMENT = "overpayment"
+    ORDER_CLOSED = "order_closed"
+    DUPLICATE_TRANSFER = "duplicate_transfer"
+    WRONG_ACCOUNT = "wrong_account"
+    OUTGOING = "outgoing"
+
+
+class ProcessResult:
+    __slots__ = ("credit", "order_to_issue")
+
+    def __init__(self, credit: BankCredit | None, order_to_issue: str | None) -> None:
+        self.credit = credit
+        self.order_to_issue = order_to_issue
+
+
+def process_event(session: Session, event_id: int) -> ProcessResult:
+    """Idempotent: an event already processed, or a credit already known, changes nothing."""
+    event = session.get(BankEvent, event_id, with_for_update=True)
+    if event is None or event.processed_at is not None:
+        return ProcessResult(None, None)
+    agency = event.agency_id
+
+    agency_row = session.get(Agency, agency)
+    assert agency_row is not None
+    credit_data = normalise(event, ZoneInfo(agency_row.time_zone))
+    event.processed_at = utcnow()
+    if not credit_data.incoming:
+        return ProcessResult(None, None)
+    known = session.scalar(
+        select(BankCredit).where(
+            BankCredit.agency_id == agency, BankCredit.bank_reference == credit_data.bank_reference
+        )
+    )
+    if known is not None:
+        return ProcessResult(known, None)
+    credit = BankCredit(
+        agency_id=agency,
+        event_id=event.id,
+        bank_reference=credit_data.bank_reference,
+        account_number=credit_data.account_number,
+        amount=credit_data.amount,
+        memo=credit_data.memo,
+        booked_at=credit_data.booked_at,
+        match_status=MatchStatus.UNKNOWN_REFERENCE.value,
+    )
+    session.add(credit)
+    to_issue: str | None = None
+    if agency_row.bank_account not in (credit_data.account_number, credit_data.sub_account):
+        credit.match_status = MatchStatus.WRONG_ACCOUNT.value
+    else:
+        order = _order_for(session, agency, credit_data.memo)
+        if order is not None:
+            credit.order_id = order.id
+            status = _classify(order, credit_data.amount)
+            credit.match_status = status.value
+            if status is MatchStatus.MATCHED:
+                mark_succeeded(order, method="transfer", at=credit_data.booked_at)
+                to_issue = order.id
+    session.flush()
+    return ProcessResult(credit, to_issue)
+
+
+def _order_for(session: Session, agency_id: str, memo: str) -> PaymentOrder | None:
+    refs = find_references(memo)
+    if not refs:
+        return None
+    orders = list(
+        session.scalars(
+            select(PaymentOrder)
+            .where(PaymentOrder.agency_id == agency_id, PaymentOrder.reference.in_(refs))
+            .with_for_update()
+        )
+    )
+    # Several references in one memo: prefer an order still waiting for money.
+    orders.sort(key=lambda o: (o.status != OrderStatus.PENDING.value, refs.index(o.reference)))
+    return orders[0] if orders else None
+
+
+def _classify(order: PaymentOrder, amount: int) -> MatchStatus:
+    if order.status == OrderStatus.SUCCEEDED.value:
+        return MatchStatus.DUPLICATE_TRANSFER
+    if order.status != OrderStatus.PENDING.value:
+        return MatchStatus.ORDER_CLOSED
+    if amount < order.amount:
+        return MatchStatus.UNDERPAYMENT
+    if amount > order.amount:
+        return MatchStatus.OVERPAYMENT
+    return MatchStatus.MATCHED

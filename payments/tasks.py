@@ -1,0 +1,79 @@
+"""Background work of ``payments``: process journaled bank events, issue receipts, sweep.
+
+Each task reads its input from the database and is idempotent, so Celery's at-least-once
+delivery (``acks_late``) and the sweep's re-dispatch can never double a payment or a receipt.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from payments.credits import process_event
+from payments.issuing import issue_for_order
+from payments.models import BankEvent, PaymentOrder
+from payments.states import OrderStatus
+from settings.config import get_settings
+from settings.db import session_scope, utcnow
+from settings.errors import ProblemError
+from settings.worker import celery_app, dispatch
+
+__all__ = ["issue_receipt", "process_bank_event", "sweep"]
+
+log = logging.getLogger(__name__)
+
+
+@celery_app.task(name="payments.process_bank_event")  # type: ignore[untyped-decorator]
+def process_bank_event(event_id: int) -> None:
+    with session_scope() as session:
+        result = process_event(session, event_id)
+    if result.order_to_issue:
+        dispatch(issue_receipt, result.order_to_issue)
+
+
+@celery_app.task(name="payments.issue_receipt")  # type: ignore[untyped-decorator]
+def issue_receipt(order_id: str) -> None:
+    settings = get_settings()
+    try:
+        with session_scope() as session:
+            issue_for_order(session, order_id, settings)
+    except ProblemError as exc:
+        # The payment stays recorded; say why on the order and let the sweep retry.
+        log.error("receipt not issued for order %s: %s (%s)", order_id, exc.detail, exc.code)
+        with session_scope() as session:
+            order = session.get(PaymentOrder, order_id)
+            if order is not None:
+                order.receipt_error = f"{exc.code}: {exc.detail}"[:500]
+
+
+@celery_app.task(name="payments.sweep")  # type: ignore[untyped-decorator]
+def sweep(min_age_seconds: int = 10) -> dict[str, int]:
+    """Re-dispatches work whose message was lost: unprocessed events, paid orders without receipt."""
+    cutoff = utcnow() - timedelta(seconds=min_age_seconds)
+    with session_scope() as session:
+        events = list(
+            session.scalars(
+                select(BankEvent.id)
+                .where(BankEvent.processed_at.is_(None), BankEvent.received_at <= cutoff)
+                .order_by(BankEvent.id)
+                .limit(1000)
+            )
+        )
+        orders = list(
+            session.scalars(
+                select(PaymentOrder.id)
+                .where(
+                    PaymentOrder.status == OrderStatus.SUCCEEDED.value,
+                    PaymentOrder.receipt_id.is_(None),
+                    PaymentOrder.paid_at <= cutoff,
+                )
+                .limit(1000)
+            )
+        )
+    for event_id in events:
+        dispatch(process_bank_event, event_id)
+    for order_id in orders:
+        dispatch(issue_receipt, order_id)
+    return {"events": len(events), "orders": len(orders)}

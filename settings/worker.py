@@ -1,0 +1,70 @@
+"""The one Celery app.
+
+Embedded: the broker is a SQLite file (kombu's SQLAlchemy transport), so ``motcua serve`` can
+run a worker with beat beside the web app with no service to install. Production: Redis.
+Durability never rests on the broker: every task's input is a database row (a journaled bank
+event, a paid order without receipt) and the periodic sweep re-dispatches what is left over,
+so a lost message only delays work.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+
+from settings.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+TASK_MODULES = ["payments.tasks"]
+
+
+def configure(app: Celery, settings: Settings) -> None:
+    """(Re)applies settings; tests call it after changing the environment."""
+    app.conf.update(
+        broker_url=settings.effective_broker_url,
+        task_always_eager=settings.task_eager,
+    )
+    if settings.effective_broker_url.startswith("sqla+"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("motcua", include=TASK_MODULES)
+    app.conf.update(
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        task_publish_retry=False,
+        broker_transport_options={"polling_interval": 0.2, "visibility_timeout": 3600},
+        beat_schedule={
+            "sweep": {"task": "payments.sweep", "schedule": 15.0},
+        },
+        timezone="UTC",
+    )
+    configure(app, settings)
+    return app
+
+
+celery_app = make_celery()
+
+
+def dispatch(task: Any, *args: Any) -> None:
+    """Sends a task, or runs it inline when eager; a broker failure is logged, not raised.
+
+    The caller has already committed the row the task works from, so the sweep will pick it up
+    if the broker is unreachable: the HTTP request that triggered it must not fail for that.
+    """
+    if celery_app.conf.task_always_eager:
+        task.apply(args=args)
+        return
+    try:
+        task.apply_async(args=args, retry=False)
+    except Exception:
+        log.warning("broker unavailable; %s left for the sweep", task.name, exc_info=True)

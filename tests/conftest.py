@@ -1,0 +1,85 @@
+"""Shared fixtures: real PostgreSQL and Redis on loopback, and an app per test on either backend.
+
+The same end-to-end tests run on SQLite and on PostgreSQL (``backend`` fixture). PostgreSQL is
+started once per session (Debian's binaries, own data folder, as the ``postgres`` user); each
+test gets a fresh database cloned from a migrated template, so tests never share state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from infra import PostgresServer, RedisServer
+
+os.environ.setdefault("MOTCUA_DATA_DIR", "/tmp/motcua-test-unused")
+os.environ["MOTCUA_TASK_EAGER"] = "true"
+
+from settings.config import Settings, get_settings
+from settings.db import engine_for
+from settings.migrate import upgrade
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: PostgresServer) -> str:
+    url = pg_server.create_database("motcua_template")
+    upgrade(url)
+    engine_for(url).dispose()
+    return "motcua_template"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'motcua.sqlite3'}"
+        upgrade(url)
+        yield url
+        engine_for(url).dispose()
+        return
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    template: str = request.getfixturevalue("pg_template")
+    name = f"t{os.getpid()}_{next(_counter)}"
+    url = server.create_database(name, template=template)
+    yield url
+    engine_for(url).dispose()
+    server.drop_database(name)
+
+
+@pytest.fixture
+def settings(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    """Settings for one test, also visible to code that calls ``get_settings()`` (tasks)."""
+    monkeypatch.setenv("MOTCUA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MOTCUA_DATABASE_URL", database_url)
+    monkeypatch.setenv("MOTCUA_PUBLIC_BASE_URL", "http://testserver")
+    monkeypatch.setenv("MOTCUA_TASK_EAGER", "true")
+    get_settings.cache_clear()
+    current = get_settings()
+    from settings.worker import celery_app, configure
+
+    configure(celery_app, current)
+    yield current
+    get_settings.cache_clear()
