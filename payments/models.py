@@ -68,7 +68,7 @@ class ApiClient(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    agency: Mapped[Agency] = relationship(lazy="joined")
+    agency: Mapped[Agency] = relationship(lazy="joined", innerjoin=True)
 
 
 class BankFeedCredential(Base):
@@ -87,7 +87,7 @@ class BankFeedCredential(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    agency: Mapped[Agency] = relationship(lazy="joined")
+    agency: Mapped[Agency] = relationship(lazy="joined", innerjoin=True)
 
 
 class Procedure(Base):
@@ -127,7 +127,7 @@ class FeeItem(Base):
     effective_from: Mapped[date] = mapped_column(Date)
     effective_to: Mapped[date | None] = mapped_column(Date, default=None)
 
-    procedure: Mapped[Procedure] = relationship(lazy="joined")
+    procedure: Mapped[Procedure] = relationship(lazy="joined", innerjoin=True)
 
 
 class PaymentOrder(Base):
@@ -155,7 +155,7 @@ class PaymentOrder(Base):
     receipt_id: Mapped[str | None] = mapped_column(String(32), default=None)
     receipt_error: Mapped[str | None] = mapped_column(String(500), default=None)
 
-    agency: Mapped[Agency] = relationship(lazy="joined")
+    agency: Mapped[Agency] = relationship(lazy="joined", innerjoin=True)
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", order_by="OrderLine.position", lazy="selectin"
     )

@@ -23,9 +23,15 @@ TASK_MODULES = ["payments.tasks"]
 
 def configure(app: Celery, settings: Settings) -> None:
     """(Re)applies settings; tests call it after changing the environment."""
+    url = settings.effective_broker_url
     app.conf.update(
-        broker_url=settings.effective_broker_url,
+        broker_url=url,
         task_always_eager=settings.task_eager,
+        # kombu's SQLAlchemy transport hands every transport option to create_engine(), so
+        # the Redis-only tuning must not reach it.
+        broker_transport_options=(
+            {"visibility_timeout": 3600, "socket_timeout": 5} if url.startswith("redis") else {}
+        ),
     )
     if settings.effective_broker_url.startswith("sqla+"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -42,7 +48,6 @@ def make_celery() -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
         task_publish_retry=False,
-        broker_transport_options={"polling_interval": 0.2, "visibility_timeout": 3600},
         beat_schedule={
             "sweep": {"task": "payments.sweep", "schedule": 15.0},
         },

@@ -59,7 +59,7 @@ class CertificateProblem(StrEnum):
     """A development certificate (not legally valid) where only real ones are allowed."""
 
 
-class CertificateRejected(SigningError):  # noqa: N818 - name fixed by the public API
+class CertificateRejected(SigningError):
     """A certificate is unfit to sign for the organisation at the given moment."""
 
     problem: CertificateProblem
@@ -70,7 +70,7 @@ class CertificateRejected(SigningError):  # noqa: N818 - name fixed by the publi
         super().__init__(problem.value, message_en, message_vi)
 
 
-class SignatureInvalid(SigningError):  # noqa: N818 - name fixed by the public API
+class SignatureInvalid(SigningError):
     """A signature that was required to be valid is not.
 
     :func:`signing.xmldsig.verify_enveloped` never raises it (it reports problems instead);

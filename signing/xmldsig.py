@@ -28,7 +28,7 @@ from base64 import b64decode, b64encode
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Final, cast
 from zoneinfo import ZoneInfo
 
 from cryptography import x509
@@ -49,6 +49,7 @@ from signxml.exceptions import (
     SignXMLException,
 )
 from signxml.signer import SignatureReference, XMLSigner
+from signxml.util import SigningSettings
 from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
 
 from signing.certs import common_name_of, has_signing_key_usage, is_development, tax_code_of
@@ -265,7 +266,7 @@ def sign_enveloped(
     local_time = signing_time.astimezone(tz).strftime(SIGNING_TIME_FORMAT)
     _build_signing_time_object(placeholder, object_id, sig_id, local_time)
 
-    def finish_signature(sig_root: etree._Element, signing_settings: Any) -> None:
+    def finish_signature(sig_root: etree._Element, signing_settings: SigningSettings) -> None:
         sig_root.set("Id", sig_id)
         for obj in sig_root.findall(_ds("Object")):
             sig_root.append(obj)

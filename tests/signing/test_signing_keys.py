@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import NoEncryption, pkcs12
 from signing_testdata import Pki
 
@@ -34,7 +34,9 @@ def test_sign_is_rsa_pkcs1v15_sha256(org_p12: Path, pki: Pki) -> None:
     source = Pkcs12KeySource.load(org_p12, None)
     data = "Biên lai điện tử".encode()
     signature = source.sign(data)
-    pki.org_cert.public_key().verify(signature, data, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg,union-attr]
+    public_key = pki.org_cert.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
 
 
 def test_load_is_cached_per_path_and_mtime(tmp_path: Path, pki: Pki) -> None:

@@ -240,9 +240,9 @@ def test_one_flipped_byte_is_invalid(signed: bytes) -> None:
 
 
 def test_tampered_signing_time_is_invalid(signed: bytes) -> None:
-    earlier = (SIGNED_AT - timedelta(hours=1)).astimezone(VIETNAM_TZ)
+    later = (SIGNED_AT + timedelta(minutes=1)).astimezone(VIETNAM_TZ)
     tampered = signed.replace(
-        SIGNED_AT_LOCAL.encode(), earlier.strftime("%Y-%m-%dT%H:%M:%S").encode()
+        SIGNED_AT_LOCAL.encode(), later.strftime("%Y-%m-%dT%H:%M:%S").encode()
     )
     assert tampered != signed
     status = verify_enveloped(tampered)
@@ -265,13 +265,12 @@ def test_untrusted_ca(signed: bytes, other_pki: Pki) -> None:
     assert any("does not chain" in problem for problem in status.problems)
 
 
-def test_validity_is_judged_at_signing_time(
-    pki: Pki, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def test_validity_is_judged_at_signing_time(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The signed XML is the legal original: it stays valid after the certificate expires."""
     issued = datetime(2024, 1, 1, tzinfo=UTC)
+    ca_key, ca_cert = certs.create_dev_ca("Dev CA 2024", valid_days=365, now=issued)
     key, cert = certs.create_dev_org_certificate(
-        pki.ca_key, pki.ca_cert, ORG_NAME, ORG_TAX_CODE, valid_days=30, now=issued
+        ca_key, ca_cert, ORG_NAME, ORG_TAX_CODE, valid_days=30, now=issued
     )
     path = tmp_path_factory.mktemp("expired") / "org.p12"
     certs.write_pkcs12(path, key, cert, (), None)
