@@ -10,7 +10,7 @@ class ReceiptError(ProblemError):
 
 
 class SeriesExhausted(ReceiptError):
-    """The series reached 99,999,999 this year (art. 23: at most 8 digits); a new series is needed."""
+    """The series reached 99,999,999 this year (art. 23: at most 8 digits): a new one is needed."""
 
     code = "series_exhausted"
     status = 409

@@ -31,7 +31,7 @@ def new_id() -> str:
 
 
 class Agency(Base):
-    """A collecting organisation (đơn vị thu): its identity, its bank account, its receipt series."""
+    """A collecting organisation (đơn vị thu): identity, bank account, receipt series."""
 
     __tablename__ = "agencies"
 
@@ -74,7 +74,7 @@ class ApiClient(Base):
 class BankFeedCredential(Base):
     """The key a bank-feed aggregator (SePay, Casso) presents when it calls our webhook.
 
-    SePay sends the key itself (stored hashed); Casso signs with it (stored as given: HMAC needs it).
+    SePay sends the key itself (stored hashed); Casso signs with it (kept: HMAC needs it).
     """
 
     __tablename__ = "bank_feed_credentials"

@@ -50,7 +50,7 @@ def issue_receipt(order_id: str) -> None:
 
 @celery_app.task(name="payments.sweep")  # type: ignore[untyped-decorator]
 def sweep(min_age_seconds: int = 10) -> dict[str, int]:
-    """Re-dispatches work whose message was lost: unprocessed events, paid orders without receipt."""
+    """Re-dispatches work whose message was lost: unprocessed events, unreceipted paid orders."""
     cutoff = utcnow() - timedelta(seconds=min_age_seconds)
     with session_scope() as session:
         events = list(

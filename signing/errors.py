@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from settings.errors import ProblemError
+
 __all__ = [
     "CertificateProblem",
     "CertificateRejected",
@@ -18,7 +20,7 @@ __all__ = [
 ]
 
 
-class SigningError(Exception):
+class SigningError(ProblemError):
     """Base of every error raised by ``signing``; catch this to handle them all alike."""
 
     code: str
@@ -29,10 +31,14 @@ class SigningError(Exception):
     """The same explanation in English."""
 
     def __init__(self, code: str, message_en: str, message_vi: str) -> None:
-        self.code = code
         self.message_en = message_en
         self.message_vi = message_vi
-        super().__init__(f"{code}: {message_en}")
+        super().__init__(
+            message_en, code=code, status=422, title_vi=message_vi, title_en=message_en
+        )
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message_en}"
 
 
 class KeyLoadError(SigningError):
