@@ -17,6 +17,9 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Idempotent: a database already at ``head`` is left untouched."""
+def upgrade(database_url: str, revision: str = "heads") -> None:
+    """Idempotent: a database already at every head is left untouched.
+
+    ``heads`` (not ``head``) so that branches added by parallel work apply before they are merged.
+    """
     command.upgrade(alembic_config(database_url), revision)
