@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from payments.bankfeeds import normalise
+from payments.exceptions import ExceptionKind, close_topups, open_exception, topup_total
 from payments.memo import find_references
 from payments.models import Agency, BankCredit, BankEvent, PaymentOrder
 from payments.orders import mark_succeeded
@@ -32,7 +33,6 @@ class MatchStatus(StrEnum):
     ORDER_CLOSED = "order_closed"
     DUPLICATE_TRANSFER = "duplicate_transfer"
     WRONG_ACCOUNT = "wrong_account"
-    OUTGOING = "outgoing"
 
 
 class ProcessResult:
@@ -74,18 +74,28 @@ def process_event(session: Session, event_id: int) -> ProcessResult:
         match_status=MatchStatus.UNKNOWN_REFERENCE.value,
     )
     session.add(credit)
+    session.flush()
     to_issue: str | None = None
+    order: PaymentOrder | None = None
     if agency_row.bank_account not in (credit_data.account_number, credit_data.sub_account):
         credit.match_status = MatchStatus.WRONG_ACCOUNT.value
     else:
         order = _order_for(session, agency, credit_data.memo)
         if order is not None:
             credit.order_id = order.id
-            status = _classify(order, credit_data.amount)
+            earlier = topup_total(session, order.id)
+            status = _classify(order, credit_data.amount + earlier)
             credit.match_status = status.value
             if status is MatchStatus.MATCHED:
                 mark_succeeded(order, method="transfer", at=credit_data.booked_at)
+                if earlier:
+                    close_topups(session, order.id, credit.bank_reference)
                 to_issue = order.id
+    if credit.match_status != MatchStatus.MATCHED.value:
+        credit.order_id = None  # only an exact match links a credit to an order
+        open_exception(
+            session, credit, ExceptionKind(credit.match_status), order.id if order else None
+        )
     session.flush()
     return ProcessResult(credit, to_issue)
 

@@ -154,6 +154,8 @@ class PaymentOrder(Base):
     payment_method: Mapped[str | None] = mapped_column(String(16), default=None)
     receipt_id: Mapped[str | None] = mapped_column(String(32), default=None)
     receipt_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    collected_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    """Who took the money at the counter (cash), for the clerk's till and per-clerk reports."""
 
     agency: Mapped[Agency] = relationship(lazy="joined", innerjoin=True)
     lines: Mapped[list[OrderLine]] = relationship(
@@ -246,3 +248,38 @@ class BankCredit(Base):
     )
     match_status: Mapped[str] = mapped_column(String(24))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PaymentException(Base):
+    """A credit that could not be matched exactly: the staff's work queue (issue 4).
+
+    One per credit. It is closed only by an audited resolution (:class:`ExceptionAction`); the
+    credit itself is never edited away.
+    """
+
+    __tablename__ = "payment_exceptions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), index=True)
+    credit_id: Mapped[str] = mapped_column(ForeignKey("bank_credits.id"), unique=True)
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("payment_orders.id"), default=None)
+    kind: Mapped[str] = mapped_column(String(24))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(24), index=True, default="open")
+    resolution: Mapped[str | None] = mapped_column(String(24), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class ExceptionAction(Base):
+    """Append-only audit of what staff did with an exception, with reason and actor."""
+
+    __tablename__ = "payment_exception_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    exception_id: Mapped[str] = mapped_column(ForeignKey("payment_exceptions.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(String(500))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

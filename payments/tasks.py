@@ -12,6 +12,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from payments.credits import process_event
+from payments.expiry import expire_due
 from payments.issuing import issue_for_order
 from payments.models import BankEvent, PaymentOrder
 from payments.states import OrderStatus
@@ -20,7 +21,7 @@ from settings.db import session_scope, utcnow
 from settings.errors import ProblemError
 from settings.worker import celery_app, dispatch
 
-__all__ = ["issue_receipt", "process_bank_event", "sweep"]
+__all__ = ["expire_orders", "issue_receipt", "process_bank_event", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +78,13 @@ def sweep(min_age_seconds: int = 10) -> dict[str, int]:
     for order_id in orders:
         dispatch(issue_receipt, order_id)
     return {"events": len(events), "orders": len(orders)}
+
+
+@celery_app.task(name="payments.expire_orders")  # type: ignore[untyped-decorator]
+def expire_orders() -> dict[str, int]:
+    """Expires overdue orders, after asking the bank journal (and card gateway) for money."""
+    with session_scope() as session:
+        expired, kept = expire_due(session, now=utcnow())
+    if expired:
+        log.info("expired %d orders (%d kept: money may be waiting)", len(expired), len(kept))
+    return {"expired": len(expired), "kept": len(kept)}

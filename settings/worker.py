@@ -50,6 +50,7 @@ def make_celery() -> Celery:
         task_publish_retry=False,
         beat_schedule={
             "sweep": {"task": "payments.sweep", "schedule": 15.0},
+            "expire-orders": {"task": "payments.expire_orders", "schedule": 60.0},
         },
         timezone="UTC",
     )

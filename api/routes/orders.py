@@ -12,10 +12,12 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import ClientDep, EngineDep, SettingsDep, unit_of_work
 from api.presenters import order_json
-from api.schemas import PaymentOrderIn
+from api.schemas import CashIn, PaymentOrderIn
 from einvoice.models import Receipt
 from payments import idempotency, vietqr
+from payments.cash import record_cash
 from payments.credentials import check_callback_url
+from payments.issuing import issue_for_order
 from payments.models import PaymentOrder
 from payments.orders import (
     FeeRequest,
@@ -26,6 +28,7 @@ from payments.orders import (
     list_orders,
 )
 from settings.config import Profile
+from settings.errors import ProblemError
 from settings.worker import dispatch
 
 router = APIRouter(prefix="/api/v1/payment-orders", tags=["payment orders"])
@@ -129,6 +132,28 @@ def cancel(
     with unit_of_work(engine) as session:
         order = get_order(session, order_id, agency_id=client.agency_id, lock=True)
         cancel_order(session, order)
+        return order_json(order, _receipt(session, order), settings.public_base_url)
+
+
+@router.post(
+    "/{order_id}/cash", summary="Record cash taken at the counter; the receipt is issued at once"
+)
+def cash(
+    order_id: str, body: CashIn, client: ClientDep, engine: EngineDep, settings: SettingsDep
+) -> dict[str, Any]:
+    with unit_of_work(engine) as session:
+        record_cash(
+            session, order_id, agency_id=client.agency_id, amount=body.amount, clerk=body.clerk
+        )
+    try:
+        with unit_of_work(engine) as session:
+            issue_for_order(session, order_id, settings)
+    except ProblemError as exc:
+        # The cash is recorded either way; the sweep retries issuance and the order says why.
+        with unit_of_work(engine) as session:
+            get_order(session, order_id).receipt_error = f"{exc.code}: {exc.detail}"[:500]
+    with unit_of_work(engine) as session:
+        order = get_order(session, order_id)
         return order_json(order, _receipt(session, order), settings.public_base_url)
 
 

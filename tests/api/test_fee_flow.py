@@ -9,69 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_flow import ORDER, count, create, sepay
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.demo import DEMO_SEPAY_KEY
 from einvoice.models import Receipt
 from payments import reference, vietqr
 from payments.models import BankCredit, BankEvent, PaymentOrder
 from settings.db import session_scope
-
-ORDER = {
-    "dossier_code": "H01.22-261121-0001",
-    "procedure_code": "1.001612",
-    "payer": {
-        "name": "Nguyễn Văn An",
-        "id_number": "001090012345",
-        "address": "Số 5 ngõ 12 phố Huế, Hà Nội",
-        "email": "an@example.vn",
-        "phone": "0912345678",
-    },
-    "fees": [{"fee_code": "CT-BS", "quantity": 3}],
-}
-
-_sepay_id = iter(range(900_001, 999_999))
-
-
-def create(client: TestClient, auth: dict[str, str], key: str, body: dict[str, Any] = ORDER) -> Any:
-    return client.post(
-        "/api/v1/payment-orders", json=body, headers={**auth, "Idempotency-Key": key}
-    )
-
-
-def sepay(
-    client: TestClient,
-    amount: int,
-    content: str,
-    *,
-    sepay_id: int | None = None,
-    ref: str | None = None,
-    account: str = "113000012345",
-) -> Any:
-    sid = sepay_id or next(_sepay_id)
-    body = {
-        "id": sid,
-        "gateway": "VietinBank",
-        "transactionDate": "2026-11-21 10:15:00",
-        "accountNumber": account,
-        "code": None,
-        "content": content,
-        "transferType": "in",
-        "transferAmount": amount,
-        "accumulated": 5_000_000,
-        "subAccount": None,
-        "referenceCode": ref or f"FT26325{sid:07d}",
-        "description": content,
-    }
-    return client.post(
-        "/api/v1/bank-feeds/sepay", json=body, headers={"Authorization": f"Apikey {DEMO_SEPAY_KEY}"}
-    )
-
-
-def count(model: Any) -> int:
-    with session_scope() as session:
-        return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def test_order_is_priced_from_the_catalogue_with_reference_and_vietqr(
