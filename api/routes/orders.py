@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from api.deps import ClientDep, EngineDep, SettingsDep, unit_of_work
+from api.idempotent import run_idempotent
 from api.presenters import order_json
 from api.schemas import CashIn, PaymentOrderIn
 from einvoice.models import Receipt
-from payments import idempotency, vietqr
+from payments import vietqr
 from payments.cash import record_cash
 from payments.credentials import check_callback_url
 from payments.issuing import issue_for_order
@@ -48,14 +48,6 @@ def create(
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    key = idempotency.check_key(idempotency_key)
-    digest = idempotency.body_hash(
-        json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False).encode()
-    )
-    with unit_of_work(engine) as session:
-        previous = idempotency.find(session, client.id, SCOPE_CREATE, key, digest)
-        if previous is not None:
-            return JSONResponse(previous[1], status_code=previous[0])
     callback_url = body.callback_url or client.callback_url
     if callback_url:
         check_callback_url(callback_url, allow_loopback=settings.profile is Profile.EMBEDDED)
@@ -73,31 +65,35 @@ def create(
         ),
         callback_url=callback_url,
     )
-    try:
-        with unit_of_work(engine) as session:
-            order = create_order(
-                session,
-                client.agency,
-                request,
-                client_id=client.id,
-                ttl=timedelta(minutes=settings.order_ttl_minutes),
-                max_amount=settings.max_order_amount,
-            )
-            payload = order_json(order, None, settings.public_base_url)
-            idempotency.remember(session, client.id, SCOPE_CREATE, key, digest, 201, payload)
-            order_id, paid = order.id, order.status == "succeeded"
-    except IntegrityError:
-        # A concurrent request with the same key committed first: answer as it did.
-        with unit_of_work(engine) as session:
-            previous = idempotency.find(session, client.id, SCOPE_CREATE, key, digest)
-        if previous is None:
-            raise
-        return JSONResponse(previous[1], status_code=previous[0])
-    if paid:  # fully exempt: nothing to collect, the receipt is issued straight away
+    created: list[str] = []
+
+    def action(session: Session) -> tuple[int, dict[str, Any]]:
+        order = create_order(
+            session,
+            client.agency,
+            request,
+            client_id=client.id,
+            ttl=timedelta(minutes=settings.order_ttl_minutes),
+            max_amount=settings.max_order_amount,
+        )
+        if order.status == "succeeded":
+            created.append(order.id)
+        return 201, order_json(order, None, settings.public_base_url)
+
+    response = run_idempotent(
+        engine,
+        client_id=client.id,
+        scope=SCOPE_CREATE,
+        key=idempotency_key,
+        body=body,
+        action=action,
+        required=True,
+    )
+    for order_id in created:  # fully exempt: nothing to collect, issue the receipt straight away
         from payments.tasks import issue_receipt
 
         dispatch(issue_receipt, order_id)
-    return JSONResponse(payload, status_code=201)
+    return response
 
 
 @router.get("", summary="List a client's orders, e.g. by dossier code")
@@ -127,24 +123,54 @@ def read(
 
 @router.post("/{order_id}/cancel", summary="Cancel a pending order (409 once paid)")
 def cancel(
-    order_id: str, client: ClientDep, engine: EngineDep, settings: SettingsDep
-) -> dict[str, Any]:
-    with unit_of_work(engine) as session:
+    order_id: str,
+    client: ClientDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    def action(session: Session) -> tuple[int, dict[str, Any]]:
         order = get_order(session, order_id, agency_id=client.agency_id, lock=True)
         cancel_order(session, order)
-        return order_json(order, _receipt(session, order), settings.public_base_url)
+        return 200, order_json(order, _receipt(session, order), settings.public_base_url)
+
+    return run_idempotent(
+        engine,
+        client_id=client.id,
+        scope=f"cancel:{order_id}",
+        key=idempotency_key,
+        body=None,
+        action=action,
+    )
 
 
 @router.post(
     "/{order_id}/cash", summary="Record cash taken at the counter; the receipt is issued at once"
 )
 def cash(
-    order_id: str, body: CashIn, client: ClientDep, engine: EngineDep, settings: SettingsDep
-) -> dict[str, Any]:
-    with unit_of_work(engine) as session:
-        record_cash(
+    order_id: str,
+    body: CashIn,
+    client: ClientDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    def action(session: Session) -> tuple[int, dict[str, Any]]:
+        order = record_cash(
             session, order_id, agency_id=client.agency_id, amount=body.amount, clerk=body.clerk
         )
+        return 200, order_json(order, None, settings.public_base_url)
+
+    recorded = run_idempotent(
+        engine,
+        client_id=client.id,
+        scope=f"cash:{order_id}",
+        key=idempotency_key,
+        body=body,
+        action=action,
+    )
+    if recorded.headers.get("Idempotent-Replayed"):
+        return recorded
     try:
         with unit_of_work(engine) as session:
             issue_for_order(session, order_id, settings)
@@ -154,7 +180,7 @@ def cash(
             get_order(session, order_id).receipt_error = f"{exc.code}: {exc.detail}"[:500]
     with unit_of_work(engine) as session:
         order = get_order(session, order_id)
-        return order_json(order, _receipt(session, order), settings.public_base_url)
+        return JSONResponse(order_json(order, _receipt(session, order), settings.public_base_url))
 
 
 @router.get(

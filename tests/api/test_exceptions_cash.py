@@ -183,3 +183,14 @@ def test_expiry_asks_the_bank_journal_first_and_late_money_is_an_exception(
     sepay(client, 6000, order["reference"])
     [exc] = exceptions(client, auth, "open")
     assert exc["kind"] == "order_closed"
+
+
+def test_cash_retry_with_the_same_key_gets_the_original_answer(client: TestClient, auth: dict[str, str]) -> None:
+    order = create(client, auth, "cash-idem").json()
+    headers = {**auth, "Idempotency-Key": "cash-idem-1"}
+    first = client.post(f"/api/v1/payment-orders/{order['id']}/cash", json={"amount": 6000, "clerk": "Lan"}, headers=headers)
+    again = client.post(f"/api/v1/payment-orders/{order['id']}/cash", json={"amount": 6000, "clerk": "Lan"}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    other = client.post(f"/api/v1/payment-orders/{order['id']}/cash", json={"amount": 6000, "clerk": "Mai"}, headers=headers)
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
