@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from api import problems
-from api.routes import bankfeeds, exceptions, health, orders, pay, receipts, sandbox
+from api.routes import bankfeeds, card, exceptions, health, orders, pay, receipts, sandbox
 from settings.config import Profile, Settings, get_settings
 from settings.db import engine_for
 from settings.logging import configure_logging
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(bankfeeds.router)
     app.include_router(exceptions.router)
+    app.include_router(card.router)
     app.include_router(receipts.router)
     app.include_router(pay.router)
     if settings.sandboxes_on:

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from payments.card_payments import apply_card_event, gateway_from_settings, may_have_card_payment
 from payments.credits import process_event
 from payments.expiry import expire_due
 from payments.issuing import issue_for_order
@@ -21,7 +22,7 @@ from settings.db import session_scope, utcnow
 from settings.errors import ProblemError
 from settings.worker import celery_app, dispatch
 
-__all__ = ["expire_orders", "issue_receipt", "process_bank_event", "sweep"]
+__all__ = ["expire_orders", "issue_receipt", "process_bank_event", "process_card_event", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,16 @@ def process_bank_event(event_id: int) -> None:
         result = process_event(session, event_id)
     if result.order_to_issue:
         dispatch(issue_receipt, result.order_to_issue)
+
+
+@celery_app.task(name="payments.process_card_event")  # type: ignore[untyped-decorator]
+def process_card_event(event_id: int) -> None:
+    gateway = gateway_from_settings(get_settings())
+    with session_scope() as session:
+        outcome = apply_card_event(session, event_id, gateway)
+    log.info("card event %s: %s", event_id, outcome.note)
+    if outcome.paid and outcome.order_id:
+        dispatch(issue_receipt, outcome.order_id)
 
 
 @celery_app.task(name="payments.issue_receipt")  # type: ignore[untyped-decorator]
@@ -55,8 +66,8 @@ def sweep(min_age_seconds: int = 10) -> dict[str, int]:
     cutoff = utcnow() - timedelta(seconds=min_age_seconds)
     with session_scope() as session:
         events = list(
-            session.scalars(
-                select(BankEvent.id)
+            session.execute(
+                select(BankEvent.id, BankEvent.source)
                 .where(BankEvent.processed_at.is_(None), BankEvent.received_at <= cutoff)
                 .order_by(BankEvent.id)
                 .limit(1000)
@@ -73,8 +84,8 @@ def sweep(min_age_seconds: int = 10) -> dict[str, int]:
                 .limit(1000)
             )
         )
-    for event_id in events:
-        dispatch(process_bank_event, event_id)
+    for event_id, source in events:
+        dispatch(process_card_event if source == "card" else process_bank_event, event_id)
     for order_id in orders:
         dispatch(issue_receipt, order_id)
     return {"events": len(events), "orders": len(orders)}
@@ -83,8 +94,16 @@ def sweep(min_age_seconds: int = 10) -> dict[str, int]:
 @celery_app.task(name="payments.expire_orders")  # type: ignore[untyped-decorator]
 def expire_orders() -> dict[str, int]:
     """Expires overdue orders, after asking the bank journal (and card gateway) for money."""
+    settings = get_settings()
+    lookup = None
+    if settings.card_api_base:
+        gateway = gateway_from_settings(settings)
+
+        def lookup(order: PaymentOrder) -> bool:
+            return may_have_card_payment(gateway, order)
+
     with session_scope() as session:
-        expired, kept = expire_due(session, now=utcnow())
+        expired, kept = expire_due(session, now=utcnow(), card_lookup=lookup)
     if expired:
         log.info("expired %d orders (%d kept: money may be waiting)", len(expired), len(kept))
     return {"expired": len(expired), "kept": len(kept)}

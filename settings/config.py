@@ -63,6 +63,16 @@ class Settings(BaseSettings):
         default=True, description="embedded: `motcua serve` also runs the worker and scheduler"
     )
     log_level: str = "INFO"
+    card_api_base: str | None = Field(
+        default=None, description="Stripe-compatible API base URL; card payments off when unset"
+    )
+    card_secret_key: SecretStr | None = Field(default=None, description="Card gateway secret key")
+    card_webhook_secret: SecretStr | None = Field(
+        default=None, description="Signing secret of the card gateway's webhook endpoint"
+    )
+    card_dialect: str = Field(
+        default="stripe", description="'stripe', or 'localstripe' for the local test server"
+    )
 
     @property
     def sqlite_path(self) -> Path:
