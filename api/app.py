@@ -8,7 +8,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from api import problems
-from api.routes import bankfeeds, card, exceptions, health, orders, pay, receipts, sandbox
+from api.routes import (
+    bankfeeds,
+    callbacks,
+    card,
+    exceptions,
+    health,
+    orders,
+    pay,
+    receipts,
+    sandbox,
+    verify,
+)
 from settings.config import Profile, Settings, get_settings
 from settings.db import engine_for
 from settings.logging import configure_logging
@@ -64,7 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(bankfeeds.router)
     app.include_router(exceptions.router)
     app.include_router(card.router)
+    app.include_router(callbacks.router)
     app.include_router(receipts.router)
+    app.include_router(verify.router)
     app.include_router(pay.router)
     if settings.sandboxes_on:
         app.include_router(sandbox.router)

@@ -184,6 +184,39 @@ def bank_feed_add(
     typer.echo(key)
 
 
+bank_app = typer.Typer(no_args_is_help=True, help="Bank statements")
+app.add_typer(bank_app, name="bank")
+
+
+@bank_app.command("import")
+def bank_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    agency: Annotated[str, typer.Option(help="Agency code")],
+    file_format: Annotated[str, typer.Option("--format", help="camt053, mt940 or csv")],
+) -> None:
+    """Import a bank statement (idempotent: importing the same file again adds nothing)."""
+    from payments.agencies import agency_by_code
+    from payments.statement_import import import_statement
+    from payments.tasks import issue_receipt
+    from settings.db import session_scope
+    from settings.worker import dispatch
+
+    settings_or_fail()
+    with session_scope() as session:
+        report = import_statement(
+            session, agency_by_code(session, agency), file.read_bytes(), file_format
+        )
+    if report.already_imported:
+        typer.echo("this statement was imported before: nothing added")
+        return
+    for order_id in report.orders_to_issue:
+        dispatch(issue_receipt, order_id)
+    typer.echo(
+        f"{report.lines} lines in {report.statements} statement(s): {report.new_events} new, "
+        f"{report.credits_matched} paid an order, {report.exceptions} to the exceptions queue"
+    )
+
+
 @app.command()
 def demo() -> None:
     """Seed a sample agency, catalogue, client and bank-feed key (embedded profile; re-runnable)."""

@@ -98,6 +98,22 @@ class NormalisedCredit:
 
 
 def normalise(event: BankEvent, zone: ZoneInfo) -> NormalisedCredit:
+    """One normal form for every feed, so matching never depends on who reported the money."""
+    if event.source == "casso":
+        from payments.casso import normalise_casso
+
+        return normalise_casso(event.raw, zone)
+    if event.source == "statement":
+        line = json.loads(event.raw)
+        return NormalisedCredit(
+            bank_reference=line["bank_reference"],
+            account_number=line["account_number"],
+            sub_account=None,
+            amount=int(line["amount"]),
+            memo=line["memo"],
+            booked_at=datetime.fromisoformat(line["booked_at"]),
+            incoming=bool(line["incoming"]),
+        )
     if event.source != "sepay":
         raise InvalidInput(f"unknown bank event source {event.source!r}")
     data = json.loads(event.raw)

@@ -14,6 +14,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from payments.models import BankEvent, PaymentOrder
+from payments.notify import notify_order
 from payments.states import OrderStatus, check_transition
 
 __all__ = ["CardLookup", "expire_due"]
@@ -62,6 +63,7 @@ def expire_due(
             continue
         check_transition(order.status, OrderStatus.EXPIRED)
         order.status = OrderStatus.EXPIRED.value
+        notify_order(order, "payment_order.expired")
         expired.append(order.id)
     session.flush()
     return expired, kept

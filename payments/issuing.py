@@ -15,6 +15,7 @@ from einvoice.issuing import issue_receipt
 from einvoice.models import Receipt
 from payments.errors import PaymentsError
 from payments.models import PaymentOrder
+from payments.notify import notify_receipt
 from payments.orders import get_order
 from payments.states import OrderStatus
 from settings.config import Settings
@@ -99,6 +100,7 @@ def issue_for_order(session: Session, order_id: str, settings: Settings) -> Rece
     )
     order.receipt_id = receipt.id
     order.receipt_error = None
+    notify_receipt(order, receipt)
     session.flush()
     log.info(
         "receipt issued",

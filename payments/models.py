@@ -283,3 +283,21 @@ class ExceptionAction(Base):
     reason: Mapped[str] = mapped_column(String(500))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BankStatement(Base):
+    """An imported statement file; its fingerprint makes a second import of it a no-op."""
+
+    __tablename__ = "bank_statements"
+    __table_args__ = (UniqueConstraint("agency_id", "fingerprint"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    file_format: Mapped[str] = mapped_column(String(16))
+    account_number: Mapped[str] = mapped_column(String(34))
+    opening_date: Mapped[date] = mapped_column(Date)
+    closing_date: Mapped[date] = mapped_column(Date)
+    lines: Mapped[int] = mapped_column(Integer)
+    new_lines: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

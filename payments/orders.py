@@ -20,6 +20,7 @@ from payments import vietqr
 from payments.catalog import fee_item_on, price_line, procedure_by_code
 from payments.errors import AmountTooLarge, InvalidInput, NotFound
 from payments.models import Agency, OrderLine, PaymentOrder
+from payments.notify import notify_order
 from payments.states import OrderStatus, check_transition
 from settings.db import utcnow
 
@@ -122,10 +123,10 @@ def create_order(
         for i, p in enumerate(priced, start=1)
     ]
     session.add(order)
+    session.flush()
     if total == 0:
         # Every line exempt: nothing to collect, but the receipt still records the exemption.
         mark_succeeded(order, method="exempt", at=now)
-    session.flush()
     return order
 
 
@@ -142,6 +143,7 @@ def mark_succeeded(order: PaymentOrder, *, method: str, at: datetime) -> None:
     order.status = OrderStatus.SUCCEEDED.value
     order.payment_method = method
     order.paid_at = at
+    notify_order(order, "payment_order.succeeded")
 
 
 def get_order(
@@ -169,5 +171,5 @@ def cancel_order(session: Session, order: PaymentOrder) -> PaymentOrder:
         return order  # cancelling twice is a no-op, not an error
     check_transition(order.status, OrderStatus.CANCELLED)
     order.status = OrderStatus.CANCELLED.value
-    session.flush()
+    notify_order(order, "payment_order.cancelled")
     return order

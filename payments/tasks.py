@@ -9,20 +9,29 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import httpx
 from sqlalchemy import select
 
+from payments.callbacks import deliver_due
 from payments.card_payments import apply_card_event, gateway_from_settings, may_have_card_payment
 from payments.credits import process_event
 from payments.expiry import expire_due
 from payments.issuing import issue_for_order
 from payments.models import BankEvent, PaymentOrder
 from payments.states import OrderStatus
-from settings.config import get_settings
-from settings.db import session_scope, utcnow
+from settings.config import Profile, get_settings
+from settings.db import session_factory, session_scope, utcnow
 from settings.errors import ProblemError
 from settings.worker import celery_app, dispatch
 
-__all__ = ["expire_orders", "issue_receipt", "process_bank_event", "process_card_event", "sweep"]
+__all__ = [
+    "deliver_callbacks",
+    "expire_orders",
+    "issue_receipt",
+    "process_bank_event",
+    "process_card_event",
+    "sweep",
+]
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +116,18 @@ def expire_orders() -> dict[str, int]:
     if expired:
         log.info("expired %d orders (%d kept: money may be waiting)", len(expired), len(kept))
     return {"expired": len(expired), "kept": len(kept)}
+
+
+@celery_app.task(name="payments.deliver_callbacks")  # type: ignore[untyped-decorator]
+def deliver_callbacks() -> dict[str, int]:
+    """Sends due callbacks (the outbox); safe to run on several workers at once."""
+    settings = get_settings()
+    with httpx.Client(follow_redirects=False) as http:
+        report = deliver_due(
+            session_factory(),
+            now=utcnow(),
+            http=http,
+            allow_loopback=settings.profile is Profile.EMBEDDED,
+            budget_seconds=50,
+        )
+    return {"attempted": report.attempted, "delivered": report.delivered}

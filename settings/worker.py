@@ -51,6 +51,7 @@ def make_celery() -> Celery:
         beat_schedule={
             "sweep": {"task": "payments.sweep", "schedule": 15.0},
             "expire-orders": {"task": "payments.expire_orders", "schedule": 60.0},
+            "deliver-callbacks": {"task": "payments.deliver_callbacks", "schedule": 5.0},
         },
         timezone="UTC",
     )

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, unit_of_work
 from payments.bankfeeds import journal_sepay
+from payments.casso import journal_casso, verify_signature
 from payments.credentials import authenticate_bank_feed
-from payments.models import Agency
+from payments.errors import Unauthorized
+from payments.models import Agency, BankEvent, BankFeedCredential
 from settings.worker import dispatch
 
 router = APIRouter(prefix="/api/v1/bank-feeds", tags=["bank feeds"])
@@ -18,10 +24,19 @@ router = APIRouter(prefix="/api/v1/bank-feeds", tags=["bank feeds"])
 
 def receive_sepay(engine: Engine, agency_id: str, raw: bytes) -> tuple[int, bool]:
     """Journals one SePay notification (committed before we answer) and queues processing."""
+    return _receive(engine, agency_id, raw, journal_sepay)
+
+
+def _receive(
+    engine: Engine,
+    agency_id: str,
+    raw: bytes,
+    journal: Callable[[Session, Agency, bytes], tuple[BankEvent, bool]],
+) -> tuple[int, bool]:
     with unit_of_work(engine) as session:
         agency = session.get(Agency, agency_id)
         assert agency is not None
-        event, created = journal_sepay(session, agency, raw)
+        event, created = journal(session, agency, raw)
         event_id, pending = event.id, event.processed_at is None
     if pending:
         from payments.tasks import process_bank_event
@@ -43,7 +58,37 @@ async def sepay(
         )
         agency_id = cred.agency_id
     raw = await request.body()
-    from starlette.concurrency import run_in_threadpool
-
     await run_in_threadpool(receive_sepay, engine, agency_id, raw)
     return {"success": True}
+
+
+def _casso_agency(engine: Engine, header: str | None, raw: bytes) -> str:
+    """The agency whose Casso secret signed this body (Casso's webhook names no account key)."""
+    now = datetime.now(UTC)
+    with unit_of_work(engine) as session:
+        creds = session.scalars(
+            select(BankFeedCredential).where(
+                BankFeedCredential.provider == "casso", BankFeedCredential.active.is_(True)
+            )
+        ).all()
+        last: Exception = Unauthorized("no Casso credential is configured")
+        for cred in creds:
+            try:
+                verify_signature(header, raw, cred.secret or "", now=now)
+            except Unauthorized as exc:
+                last = exc
+                continue
+            return cred.agency_id
+    raise last
+
+
+@router.post("/casso", summary="Casso v2 webhook (X-Casso-Signature: t=...,v1=... HMAC-SHA512)")
+async def casso(
+    request: Request,
+    engine: EngineDep,
+    x_casso_signature: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    raw = await request.body()
+    agency_id = await run_in_threadpool(_casso_agency, engine, x_casso_signature, raw)
+    await run_in_threadpool(_receive, engine, agency_id, raw, journal_casso)
+    return {"error": 0, "success": True}

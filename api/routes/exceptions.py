@@ -12,7 +12,6 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from api.deps import ClientDep, EngineDep, unit_of_work
-from api.presenters import iso
 from api.schemas import ManualMatchIn, RefundIn, ResolutionIn
 from payments.exceptions import (
     actions_of,
@@ -24,6 +23,7 @@ from payments.exceptions import (
 )
 from payments.models import BankCredit, PaymentException
 from payments.orders import get_order
+from payments.presenters import iso
 from settings.worker import dispatch
 
 router = APIRouter(prefix="/api/v1/payment-exceptions", tags=["exceptions queue"])

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from api.deps import ClientDep, EngineDep, SettingsDep, unit_of_work
 from api.idempotent import run_idempotent
-from api.presenters import order_json
 from api.schemas import CashIn, PaymentOrderIn
 from einvoice.models import Receipt
 from payments import vietqr
@@ -27,6 +26,7 @@ from payments.orders import (
     get_order,
     list_orders,
 )
+from payments.presenters import order_json
 from settings.config import Profile
 from settings.errors import ProblemError
 from settings.worker import dispatch

@@ -10,9 +10,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.deps import EngineDep, SettingsDep, unit_of_work
-from api.presenters import order_json
 from einvoice.models import Receipt
 from payments.orders import get_order
+from payments.presenters import order_json
 
 router = APIRouter(tags=["citizen"])
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))

@@ -1,4 +1,4 @@
-"""JSON shapes of orders and receipts (contract.md), built in one place for API and callbacks."""
+"""JSON shapes of orders and receipts (contract.md), one place for the API and the callbacks."""
 
 from __future__ import annotations
 
