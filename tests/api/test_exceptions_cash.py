@@ -185,12 +185,32 @@ def test_expiry_asks_the_bank_journal_first_and_late_money_is_an_exception(
     assert exc["kind"] == "order_closed"
 
 
-def test_cash_retry_with_the_same_key_gets_the_original_answer(client: TestClient, auth: dict[str, str]) -> None:
+def test_cash_retry_with_the_same_key_gets_the_original_answer(
+    client: TestClient, auth: dict[str, str]
+) -> None:
     order = create(client, auth, "cash-idem").json()
     headers = {**auth, "Idempotency-Key": "cash-idem-1"}
-    first = client.post(f"/api/v1/payment-orders/{order['id']}/cash", json={"amount": 6000, "clerk": "Lan"}, headers=headers)
-    again = client.post(f"/api/v1/payment-orders/{order['id']}/cash", json={"amount": 6000, "clerk": "Lan"}, headers=headers)
+    first = client.post(
+        f"/api/v1/payment-orders/{order['id']}/cash",
+        json={"amount": 6000, "clerk": "Lan"},
+        headers=headers,
+    )
+    again = client.post(
+        f"/api/v1/payment-orders/{order['id']}/cash",
+        json={"amount": 6000, "clerk": "Lan"},
+        headers=headers,
+    )
     assert first.status_code == again.status_code == 200
     assert again.headers.get("Idempotent-Replayed") == "true"
-    other = client.post(f"/api/v1/payment-orders/{order['id']}/cash", json={"amount": 6000, "clerk": "Mai"}, headers=headers)
+    other = client.post(
+        f"/api/v1/payment-orders/{order['id']}/cash",
+        json={"amount": 6000, "clerk": "Mai"},
+        headers=headers,
+    )
     assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
+
+
+def test_order_over_the_configured_maximum_is_422(client: TestClient, auth: dict[str, str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    client.app.state.settings.max_order_amount = 5000  # type: ignore[attr-defined]
+    res = create(client, auth, "max-1")
+    assert res.status_code == 422 and res.json()["code"] == "amount_too_large"

@@ -21,3 +21,10 @@ def test_illegal_moves_raise() -> None:
         for target in OrderStatus:
             with pytest.raises(InvalidTransition):
                 check_transition(final, target)
+
+
+def test_callback_schedule_doc_matches_the_code() -> None:
+    from payments.callbacks import render_retry_schedule_markdown
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "callbacks.md"
+    assert doc.read_text(encoding="utf-8") == render_retry_schedule_markdown()
