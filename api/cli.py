@@ -218,6 +218,31 @@ def bank_import(
 
 
 @app.command()
+def close(
+    agency: Annotated[str, typer.Option(help="Agency code")],
+    day: Annotated[
+        str, typer.Option("--date", help="Business day YYYY-MM-DD (agency's time zone)")
+    ],
+    actor: Annotated[str, typer.Option(help="Who runs the close")] = "motcua close (CLI)",
+) -> None:
+    """Run the daily close for a business day; exit 1 when breaks remain."""
+    from reconciliation.service import close_day
+    from settings.db import session_scope
+
+    settings = settings_or_fail()
+    try:
+        business_day = date.fromisoformat(day)
+    except ValueError:
+        fail(f"--date must be YYYY-MM-DD, got {day!r}")
+    with session_scope() as session:
+        result = close_day(session, settings, agency, business_day, actor=actor)
+        typer.echo(result.summary_text())
+        clean = not result.breaks
+    if not clean:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo() -> None:
     """Seed a sample agency, catalogue, client and bank-feed key (embedded profile; re-runnable)."""
     from api.demo import seed

@@ -122,6 +122,6 @@ def load_all_models() -> MetaData:
     """Imports every package's models so the shared metadata is complete (Alembic, tests)."""
     import payments.callback_models
     import payments.models  # noqa: F401
-    # reconciliation owns no tables yet (issue 5)
+    import reconciliation.models  # noqa: F401
 
     return Base.metadata

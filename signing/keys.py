@@ -1,16 +1,17 @@
 """Key sources: where the organisation's signing key lives and how it is reached.
 
 The key source is swappable (as pyHanko's ``Signer`` is): signing code only needs a
-:class:`KeySource`. Today only PKCS#12 files exist; keys in an HSM, a USB token (PKCS#11) or a
-remote-signing service are the next step.
+:class:`KeySource`. Two exist: PKCS#12 files (:class:`Pkcs12KeySource`) and keys in an HSM or
+USB token (:class:`signing.pkcs11.Pkcs11KeySource`, whose ``private_key`` implements
+cryptography's ``RSAPrivateKey`` and forwards ``sign`` to the token, because signxml calls
+exactly that).
 
-UNFINISHED (issue 3): ``pkcs11:`` and remote signers. The extension point is
-``_SCHEME_LOADERS``: register a loader for the scheme that returns a :class:`KeySource`. For
-PKCS#11 its ``private_key`` must be an object implementing cryptography's ``RSAPrivateKey``
-interface (``sign(data, PKCS1v15(), SHA256())`` and ``public_key()``) that forwards to the
-token, because signxml calls exactly those. A remote service that confirms asynchronously does
-not fit a synchronous ``sign()``; it needs an interrupted flow (to-be-signed SignedInfo → remote
-signature → finished document), which :mod:`signing.xmldsig` will gain with it.
+The extension point is ``_SCHEME_LOADERS``: one loader per scheme, returning a
+:class:`KeySource`. ``pkcs11:`` is loaded lazily so that python-pkcs11 is only needed where a
+token is configured. A remote service that confirms asynchronously does not fit a synchronous
+``sign()``: it goes through the interrupted flow of :mod:`signing.remote` (to-be-signed
+SignedInfo → remote signature → finished document), not through a key reference, so
+``remote:`` stays unsupported here.
 """
 
 from __future__ import annotations
@@ -240,8 +241,23 @@ def _load_pkcs12_ref(ref: str, parts: SplitResult, environ: Mapping[str, str]) -
     return Pkcs12KeySource.load(path, password)
 
 
+def _load_pkcs11_ref(ref: str, parts: SplitResult, environ: Mapping[str, str]) -> KeySource:
+    """Imported on first use: python-pkcs11 is a native extension only token users need."""
+    try:
+        from signing.pkcs11 import load_pkcs11_reference
+    except ImportError as exc:
+        if exc.name not in {"pkcs11", "pkcs11._pkcs11"}:
+            raise
+        raise KeyLoadError(
+            "pkcs11_unavailable",
+            "pkcs11: key references need the python-pkcs11 package",
+            "tham chiếu khóa pkcs11: cần cài gói python-pkcs11",
+        ) from exc
+    return load_pkcs11_reference(ref, parts, environ)
+
+
 def _not_yet_supported(ref: str, parts: SplitResult, environ: Mapping[str, str]) -> KeySource:
-    """UNFINISHED (issue 3): HSM/USB-token (PKCS#11) and remote signers."""
+    """Remote signers answer later; they use :mod:`signing.remote`, not a key reference."""
     raise KeyLoadError(
         "key_source_unsupported",
         f"{parts.scheme}: key sources are not yet supported",
@@ -251,7 +267,7 @@ def _not_yet_supported(ref: str, parts: SplitResult, environ: Mapping[str, str])
 
 _SCHEME_LOADERS: dict[str, Callable[[str, SplitResult, Mapping[str, str]], KeySource]] = {
     "pkcs12": _load_pkcs12_ref,
-    "pkcs11": _not_yet_supported,
+    "pkcs11": _load_pkcs11_ref,
     "remote": _not_yet_supported,
 }
 """Extension point: one loader per key-reference scheme."""
@@ -267,8 +283,12 @@ def load_key_source(ref: str, *, environ: Mapping[str, str] | None = None) -> Ke
     - ``pkcs12:/abs/path/org.p12?password-env=NAME`` — password read from environment
       variable ``NAME`` (``environ`` replaces ``os.environ``, for tests).
 
-    UNFINISHED (issue 3): ``pkcs11:`` (RFC 7512 URIs) and ``remote:`` raise
-    :class:`~signing.errors.KeyLoadError` with code ``key_source_unsupported``.
+    - ``pkcs11:token=LABEL;object=KEY-LABEL?pin-env=NAME[&module=/abs/lib.so][&cert=/abs/c.pem]``
+      — a key on an HSM or USB token, RFC 7512 style; the full format is in
+      :mod:`signing.pkcs11`.
+
+    ``remote:`` raises :class:`~signing.errors.KeyLoadError` with code
+    ``key_source_unsupported``: remote signers use :mod:`signing.remote`.
     """
     parts = urlsplit(ref.strip())
     loader = _SCHEME_LOADERS.get(parts.scheme.lower())

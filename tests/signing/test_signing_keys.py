@@ -174,11 +174,8 @@ def test_invalid_references(ref: str) -> None:
     assert _code(excinfo) == "key_reference_invalid"
 
 
-@pytest.mark.parametrize(
-    "ref",
-    ["pkcs11:token=HSM;object=org-signing-key", "remote:https://sign.example.vn/csc/v2"],
-)
-def test_hsm_and_remote_sources_are_not_yet_supported(ref: str) -> None:
+@pytest.mark.parametrize("ref", ["remote:https://sign.example.vn/csc/v2"])
+def test_remote_source_goes_through_signing_remote(ref: str) -> None:
     with pytest.raises(KeyLoadError) as excinfo:
         load_key_source(ref, environ={})
     assert _code(excinfo) == "key_source_unsupported"
