@@ -185,6 +185,7 @@ def run_close(
                 detail=item.detail,
                 last_seen_version=version,
                 first_seen_at=now,
+                state="open",
             )
             session.add(row)
             existing[key_] = row
