@@ -217,6 +217,29 @@ def bank_import(
     )
 
 
+sandbox_app = typer.Typer(no_args_is_help=True, help="Sandboxes for parties that cannot run here")
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("tax-authority")
+def sandbox_tax_authority(
+    port: Annotated[int, typer.Option()] = 8099,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
+    trusted_ca: Annotated[
+        Path | None, typer.Option("--trusted-ca", help="CA the signer must chain to")
+    ] = None,
+) -> None:
+    """A stand-in tax authority speaking TDiep (refused in the production profile)."""
+    from einvoice.tax_authority.sandbox import main as run_sandbox
+
+    settings = settings_or_fail()
+    if not settings.sandboxes_on:
+        fail("sandboxes are off in this profile")
+    folder = data_dir or settings.data_dir / "tax-sandbox"
+    folder.mkdir(parents=True, exist_ok=True)
+    run_sandbox(port, folder, trusted_ca_path=trusted_ca, receiver_code=settings.tax_receiver_code)
+
+
 @app.command()
 def close(
     agency: Annotated[str, typer.Option(help="Agency code")],
@@ -271,16 +294,32 @@ def serve(
         with_worker = bool(worker)
     else:
         upgrade_db(settings)
-    child = _start_worker(settings, beat=True) if with_worker and not settings.task_eager else None
+    children: list[subprocess.Popen[bytes]] = []
+    if with_worker and not settings.task_eager:
+        children.append(_start_worker(settings, beat=True))
+    if (
+        settings.profile is Profile.EMBEDDED
+        and settings.sandboxes_on
+        and not settings.tax_authority_url
+    ):
+        children.append(_start_tax_sandbox(settings))
     try:
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
     finally:
-        if child is not None:
+        for child in children:
             child.terminate()
+        for child in children:
             try:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def _start_tax_sandbox(settings: Settings) -> subprocess.Popen[bytes]:
+    """Embedded: the tax-authority sandbox runs beside the app, as its own process."""
+    motcua = str(Path(sys.executable).with_name("motcua"))
+    argv = [motcua, "sandbox", "tax-authority", "--port", str(settings.tax_sandbox_port)]
+    return subprocess.Popen(argv, env=os.environ.copy())  # noqa: S603 - our own entry point
 
 
 def _celery_argv(*args: str) -> list[str]:

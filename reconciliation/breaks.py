@@ -34,6 +34,8 @@ class BreakKind(StrEnum):
     """A receipt's total differs from its payment, or an order's credits from its amount."""
     RECEIPT_MISSING_FROM_SUMMARY = "receipt_missing_from_summary"
     """No acknowledged 01/TH-BLĐT lists this receipt (yet)."""
+    SUMMARY_LATE = "summary_late"
+    """Listed in a summary the authority has not acknowledged yet (outage): late, not missing."""
     RECEIPT_DIFFERS_IN_SUMMARY = "receipt_differs_in_summary"
     """The summary states another amount than the receipt."""
     SUMMARY_WITHOUT_RECEIPT = "summary_row_without_receipt"
@@ -165,15 +167,41 @@ def find_breaks(
         )
         .subquery()
     )
-    for rid, total, series, number, stated in session.execute(
-        select(Receipt.id, Receipt.total, Receipt.series, Receipt.number, accepted.c.amount)
+    pending = (
+        select(TaxSubmissionRow.receipt_id)
+        .join(TaxSubmission, TaxSubmission.id == TaxSubmissionRow.submission_id)
+        .where(
+            TaxSubmission.agency_id == agency_id,
+            TaxSubmission.status.in_(("queued", "unknown", "sent")),
+        )
+        .subquery()
+    )
+    for rid, total, series, number, stated, waiting in session.execute(
+        select(
+            Receipt.id,
+            Receipt.total,
+            Receipt.series,
+            Receipt.number,
+            accepted.c.amount,
+            pending.c.receipt_id,
+        )
         .outerjoin(accepted, accepted.c.receipt_id == Receipt.id)
+        .outerjoin(pending, pending.c.receipt_id == Receipt.id)
         .where(
             receipts_in_day,
             or_(accepted.c.receipt_id.is_(None), accepted.c.amount != Receipt.total),
         )
     ):
-        if stated is None:
+        if stated is None and waiting is not None:
+            found.append(
+                FoundBreak(
+                    BreakKind.SUMMARY_LATE,
+                    rid,
+                    int(total),
+                    f"receipt {series} no. {number}: summary sent, awaiting the authority",
+                )
+            )
+        elif stated is None:
             found.append(
                 FoundBreak(
                     BreakKind.RECEIPT_MISSING_FROM_SUMMARY,

@@ -99,13 +99,14 @@ class TaxSubmission(Base):
     """One 01/TH-BLĐT summary for a day (the first, or a numbered supplement)."""
 
     __tablename__ = "tax_submissions"
-    __table_args__ = (UniqueConstraint("agency_id", "business_day", "supplement_no"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), index=True)
     business_day: Mapped[date] = mapped_column(Date)
     supplement_no: Mapped[int] = mapped_column(Integer)
-    """0 for the first summary of the day (LDau=1), then 1, 2, … (LDau=0, BSLThu=n)."""
+    """0 for the first summary of the day (LDau=1), then 1, 2, … (LDau=0, BSLThu=n).
+
+    Not unique: a rejected summary is followed by another with the same number."""
     message_id: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(16))
     """queued, sent, accepted, rejected or unknown."""

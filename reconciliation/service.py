@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+import httpx
 from sqlalchemy.orm import Session
 
+from einvoice.tax_authority import HttpTaxAuthorityClient, TaxAuthorityClient
 from payments.agencies import agency_by_code
 from payments.models import Agency
 from reconciliation.close import CloseResult, run_close
+from reconciliation.tax_summary import send_day_summary
 from settings.config import Settings
 from signing.keys import KeySource, load_key_source
 
@@ -74,10 +77,36 @@ def _key(agency: Agency) -> KeySource | None:
     return load_key_source(agency.signing_key_ref) if agency.signing_key_ref else None
 
 
+def tax_client(settings: Settings) -> TaxAuthorityClient | None:
+    url = settings.effective_tax_authority_url
+    if not url:
+        return None
+    return HttpTaxAuthorityClient(url, httpx.Client(timeout=30), timeout=30)
+
+
 def close_day(
-    session: Session, settings: Settings, agency_code: str, day: date, *, actor: str
+    session: Session,
+    settings: Settings,
+    agency_code: str,
+    day: date,
+    *,
+    actor: str,
+    client: TaxAuthorityClient | None = None,
 ) -> CloseReport:
+    """Sends what the tax authority still lacks for the day, then reconciles and signs."""
     agency = agency_by_code(session, agency_code)
     key = _key(agency)
+    client = client or tax_client(settings)
+    if client is not None and key is not None:
+        send_day_summary(
+            session,
+            agency,
+            day,
+            client,
+            key,
+            sender_code=settings.tax_sender_code,
+            receiver_code=settings.tax_receiver_code,
+            allow_development_certificate=settings.dev_certificates_allowed,
+        )
     result = run_close(session, agency, day, actor=actor, key=key)
     return CloseReport(agency, result)

@@ -63,6 +63,18 @@ class Settings(BaseSettings):
         default=True, description="embedded: `motcua serve` also runs the worker and scheduler"
     )
     log_level: str = "INFO"
+    tax_authority_url: str | None = Field(
+        default=None,
+        description="Tax-authority (or T-VAN) endpoint; embedded default: the local sandbox",
+    )
+    tax_sender_code: str = Field(
+        default="MOTCUAPAY", pattern=r"^[A-Z0-9]{3,20}$", description="MNGui of our messages"
+    )
+    tax_receiver_code: str = Field(default="TCT", pattern=r"^[A-Z0-9]{2,20}$")
+    tax_sandbox_port: int = Field(default=8099, description="Port of the embedded sandbox")
+    close_time: str = Field(
+        default="23:30", pattern=r"^\d{2}:\d{2}$", description="Local time of the daily close"
+    )
     card_api_base: str | None = Field(
         default=None, description="Stripe-compatible API base URL; card payments off when unset"
     )
@@ -105,6 +117,14 @@ class Settings(BaseSettings):
         return True if self.allow_dev_certificates is None else self.allow_dev_certificates
 
     @property
+    def effective_tax_authority_url(self) -> str | None:
+        if self.tax_authority_url:
+            return self.tax_authority_url
+        if self.sandboxes_on:
+            return f"http://127.0.0.1:{self.tax_sandbox_port}"
+        return None
+
+    @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
 
@@ -133,6 +153,8 @@ class Settings(BaseSettings):
             problems.append("development certificates cannot be allowed in production")
         if self.task_eager:
             problems.append("eager tasks are for tests only")
+        if self.tax_authority_url and self.tax_authority_url.startswith("http://127.0.0.1"):
+            problems.append("the tax authority endpoint points at a local sandbox")
         return problems
 
     def check(self) -> Settings:

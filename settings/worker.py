@@ -18,7 +18,7 @@ from settings.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-TASK_MODULES = ["payments.tasks"]
+TASK_MODULES = ["payments.tasks", "reconciliation.tasks"]
 
 
 def configure(app: Celery, settings: Settings) -> None:
@@ -52,6 +52,8 @@ def make_celery() -> Celery:
             "sweep": {"task": "payments.sweep", "schedule": 15.0},
             "expire-orders": {"task": "payments.expire_orders", "schedule": 60.0},
             "deliver-callbacks": {"task": "payments.deliver_callbacks", "schedule": 5.0},
+            "close-due": {"task": "reconciliation.close_due", "schedule": 300.0},
+            "resend-summaries": {"task": "reconciliation.resend_summaries", "schedule": 300.0},
         },
         timezone="UTC",
     )

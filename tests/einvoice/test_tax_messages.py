@@ -143,8 +143,17 @@ def test_summary_envelope_and_document_structure(pki: Pki) -> None:
 
     root = message.root
     assert [child.tag for child in root] == ["TTChung", "DLieu"]
-    assert [child.tag for child in root.find("TTChung")] == [
-        "PBan", "MNGui", "MNNhan", "MLTDiep", "MTDiep", "MTDTChieu", "MST", "SLuong"
+    envelope_general = root.find("TTChung")
+    assert envelope_general is not None
+    assert [child.tag for child in envelope_general] == [
+        "PBan",
+        "MNGui",
+        "MNNhan",
+        "MLTDiep",
+        "MTDiep",
+        "MTDTChieu",
+        "MST",
+        "SLuong",
     ]
     (document,) = message.documents
     assert document.tag == "BTHDLieu"
@@ -154,7 +163,15 @@ def test_summary_envelope_and_document_structure(pki: Pki) -> None:
     general = data_element.find("TTChung")
     assert general is not None
     assert [child.tag for child in general] == [
-        "PBan", "MSo", "Ten", "LKDLieu", "KDLieu", "LDau", "NLap", "TNNT", "MST"
+        "PBan",
+        "MSo",
+        "Ten",
+        "LKDLieu",
+        "KDLieu",
+        "LDau",
+        "NLap",
+        "TNNT",
+        "MST",
     ]
     assert general.findtext("MSo") == "01/TH-BLĐT"
     assert general.findtext("KDLieu") == "2026-11-20"
@@ -166,7 +183,15 @@ def test_summary_envelope_and_document_structure(pki: Pki) -> None:
     assert [row.findtext("STT") for row in rows] == ["1", "2", "3"]
     first, replacing, replaced = rows
     assert [child.tag for child in first] == [
-        "STT", "KHMCTu", "KHCTu", "SCTu", "NLap", "TKhoan", "TgTTTBSo", "TGia", "TThai"
+        "STT",
+        "KHMCTu",
+        "KHCTu",
+        "SCTu",
+        "NLap",
+        "TKhoan",
+        "TgTTTBSo",
+        "TGia",
+        "TThai",
     ]
     assert first.findtext("SCTu") == "1234"
     assert first.findtext("TGia") == "1"
@@ -219,18 +244,38 @@ def test_xmlsec1_verifies_the_signed_summary(pki: Pki, tmp_path: Path) -> None:
     whole.write_bytes(message_bytes(message.root))
     for path in (document, whole):
         result = subprocess.run(
-            [XMLSEC1, "--verify", "--id-attr:Id", "DLBTHop", "--trusted-pem", str(pki.ca_pem),
-             str(path)],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                XMLSEC1,
+                "--verify",
+                "--id-attr:Id",
+                "DLBTHop",
+                "--trusted-pem",
+                str(pki.ca_pem),
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         assert "SignedInfo References (ok/all): 2/2" in result.stderr
     tampered = tmp_path / "tampered.xml"
     tampered.write_bytes(document.read_bytes().replace(b">8000<", b">800<"))
     result = subprocess.run(
-        [XMLSEC1, "--verify", "--id-attr:Id", "DLBTHop", "--trusted-pem", str(pki.ca_pem),
-         str(tampered)],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            XMLSEC1,
+            "--verify",
+            "--id-attr:Id",
+            "DLBTHop",
+            "--trusted-pem",
+            str(pki.ca_pem),
+            str(tampered),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode != 0
 
@@ -256,16 +301,28 @@ def test_rows_must_fit_their_status(pki: Pki) -> None:
     bad = SummaryRow("EBL01", "26TAB", 7, DAY, "Lệ phí", 1_000, status=RowStatus.REPLACING)
     with pytest.raises(MessageInvalid, match="needs the related receipt"):
         build_summary_xml(
-            signed_id="BTH-1", collector_name=COLLECTOR, tax_code=TAX_CODE, day=DAY,
-            first=True, supplement_no=None, rows=[bad], made_on=DAY,
+            signed_id="BTH-1",
+            collector_name=COLLECTOR,
+            tax_code=TAX_CODE,
+            day=DAY,
+            first=True,
+            supplement_no=None,
+            rows=[bad],
+            made_on=DAY,
         )
 
 
 def test_schema_refuses_bad_values(pki: Pki) -> None:
     row = SummaryRow("EBL03", "26TAB", 7, DAY, "Lệ phí", -5, exchange_rate=Decimal("1.5"))
     root = build_summary_xml(
-        signed_id="BTH-1", collector_name=COLLECTOR, tax_code=TAX_CODE, day=DAY,
-        first=True, supplement_no=None, rows=[row], made_on=DAY,
+        signed_id="BTH-1",
+        collector_name=COLLECTOR,
+        tax_code=TAX_CODE,
+        day=DAY,
+        first=True,
+        supplement_no=None,
+        rows=[row],
+        made_on=DAY,
     )
     with pytest.raises(MessageInvalid) as caught:
         validate_summary_xml(root)
@@ -278,9 +335,17 @@ def test_schema_refuses_bad_values(pki: Pki) -> None:
 def test_certificate_of_another_tax_code_is_refused_before_signing(pki: Pki) -> None:
     with pytest.raises(CertificateRejected) as caught:
         build_daily_summary(
-            sender_code=SENDER, receiver_code="TCT", collector_name=COLLECTOR,
-            tax_code=TAX_CODE, day=DAY, first=True, supplement_no=None, rows=_rows(),
-            key=pki.other_key, now=datetime.now(UTC), allow_development_certificate=True,
+            sender_code=SENDER,
+            receiver_code="TCT",
+            collector_name=COLLECTOR,
+            tax_code=TAX_CODE,
+            day=DAY,
+            first=True,
+            supplement_no=None,
+            rows=_rows(),
+            key=pki.other_key,
+            now=datetime.now(UTC),
+            allow_development_certificate=True,
         )
     assert caught.value.code == "certificate_mst_mismatch"
 
@@ -288,17 +353,32 @@ def test_certificate_of_another_tax_code_is_refused_before_signing(pki: Pki) -> 
 def test_development_certificate_needs_explicit_permission(pki: Pki) -> None:
     with pytest.raises(CertificateRejected) as caught:
         build_daily_summary(
-            sender_code=SENDER, receiver_code="TCT", collector_name=COLLECTOR,
-            tax_code=TAX_CODE, day=DAY, first=True, supplement_no=None, rows=_rows(),
-            key=pki.key, now=datetime.now(UTC),
+            sender_code=SENDER,
+            receiver_code="TCT",
+            collector_name=COLLECTOR,
+            tax_code=TAX_CODE,
+            day=DAY,
+            first=True,
+            supplement_no=None,
+            rows=_rows(),
+            key=pki.key,
+            now=datetime.now(UTC),
         )
     assert caught.value.code == "certificate_development"
 
 
 def test_empty_day_can_be_declared(pki: Pki) -> None:
     data = build_daily_summary(
-        sender_code=SENDER, receiver_code="TCT", collector_name=COLLECTOR, tax_code=TAX_CODE,
-        day=DAY, first=True, supplement_no=None, rows=[], key=pki.key, now=datetime.now(UTC),
+        sender_code=SENDER,
+        receiver_code="TCT",
+        collector_name=COLLECTOR,
+        tax_code=TAX_CODE,
+        day=DAY,
+        first=True,
+        supplement_no=None,
+        rows=[],
+        key=pki.key,
+        now=datetime.now(UTC),
         allow_development_certificate=True,
     )
     facts = summary_facts(read_message(data).documents[0])
@@ -308,10 +388,16 @@ def test_empty_day_can_be_declared(pki: Pki) -> None:
 def test_registration_states_types_route_and_certificates(pki: Pki) -> None:
     now = datetime.now(UTC)
     data = build_registration(
-        sender_code=SENDER, receiver_code="TCT", collector_name=COLLECTOR, tax_code=TAX_CODE,
-        tax_authority_name="Chi cục Thuế khu vực I", templates=["EBL01", "EBL02"],
+        sender_code=SENDER,
+        receiver_code="TCT",
+        collector_name=COLLECTOR,
+        tax_code=TAX_CODE,
+        tax_authority_name="Chi cục Thuế khu vực I",
+        templates=["EBL01", "EBL02"],
         certificates=[RegisteredCertificate.from_certificate(pki.key.certificate)],
-        key=pki.key, now=now, allow_development_certificate=True,
+        key=pki.key,
+        now=now,
+        allow_development_certificate=True,
     )
     message = read_message(data)
     assert message.header.known_type is MessageType.REGISTRATION
@@ -336,29 +422,48 @@ def test_registration_states_types_route_and_certificates(pki: Pki) -> None:
 
 def test_wrap_document_refuses_unsigned_and_foreign_documents(pki: Pki) -> None:
     unsigned = build_summary_xml(
-        signed_id="BTH-1", collector_name=COLLECTOR, tax_code=TAX_CODE, day=DAY,
-        first=True, supplement_no=None, rows=_rows(), made_on=DAY,
+        signed_id="BTH-1",
+        collector_name=COLLECTOR,
+        tax_code=TAX_CODE,
+        day=DAY,
+        first=True,
+        supplement_no=None,
+        rows=_rows(),
+        made_on=DAY,
     )
     with pytest.raises(MessageInvalid, match="not signed"):
         wrap_document(
-            MessageType.DAILY_SUMMARY, unsigned, sender_code=SENDER, receiver_code="TCT",
+            MessageType.DAILY_SUMMARY,
+            unsigned,
+            sender_code=SENDER,
+            receiver_code="TCT",
             tax_code=TAX_CODE,
         )
     signed = read_message(_summary(pki)).documents[0]
     with pytest.raises(MessageInvalid, match="carries TKhai"):
         wrap_document(
-            MessageType.REGISTRATION, signed, sender_code=SENDER, receiver_code="TCT",
+            MessageType.REGISTRATION,
+            signed,
+            sender_code=SENDER,
+            receiver_code="TCT",
             tax_code=TAX_CODE,
         )
     with pytest.raises(MessageInvalid, match="envelope for"):
         wrap_document(
-            MessageType.DAILY_SUMMARY, signed, sender_code=SENDER, receiver_code="TCT",
+            MessageType.DAILY_SUMMARY,
+            signed,
+            sender_code=SENDER,
+            receiver_code="TCT",
             tax_code="0109999999",
         )
     with pytest.raises(MessageInvalid, match="32 upper-case hex"):
         wrap_document(
-            MessageType.DAILY_SUMMARY, signed, sender_code=SENDER, receiver_code="TCT",
-            tax_code=TAX_CODE, message_id="OTHER" + "A" * 32,
+            MessageType.DAILY_SUMMARY,
+            signed,
+            sender_code=SENDER,
+            receiver_code="TCT",
+            tax_code=TAX_CODE,
+            message_id="OTHER" + "A" * 32,
         )
 
 
@@ -366,8 +471,12 @@ def test_wrap_document_takes_signed_bytes_and_keeps_the_signature(pki: Pki) -> N
     signed = message_bytes(read_message(_summary(pki)).documents[0])
     mid = new_message_id(SENDER)
     data = wrap_document(
-        MessageType.DAILY_SUMMARY, signed, sender_code=SENDER, receiver_code="TCT",
-        tax_code=TAX_CODE, message_id=mid,
+        MessageType.DAILY_SUMMARY,
+        signed,
+        sender_code=SENDER,
+        receiver_code="TCT",
+        tax_code=TAX_CODE,
+        message_id=mid,
     )
     message = read_message(data)
     assert message.header.message_id == mid
@@ -391,11 +500,17 @@ def test_wrap_document_carries_an_error_notice(pki: Pki) -> None:
     )
     root = notice.build_error_notice_xml(doc)
     signed = sign_enveloped_fast(
-        root, signed_id=notice.signed_id_for_notice(doc.notice_id), key=pki.key,
-        signing_time=datetime.now(UTC), tz=VIETNAM_TZ,
+        root,
+        signed_id=notice.signed_id_for_notice(doc.notice_id),
+        key=pki.key,
+        signing_time=datetime.now(UTC),
+        tz=VIETNAM_TZ,
     )
     data = wrap_document(
-        MessageType.ERROR_NOTICE, signed, sender_code=SENDER, receiver_code="TCT",
+        MessageType.ERROR_NOTICE,
+        signed,
+        sender_code=SENDER,
+        receiver_code="TCT",
         tax_code=TAX_CODE,
     )
     message = read_message(data)
@@ -432,9 +547,13 @@ def test_acknowledgements_round_trip(pki: Pki) -> None:
     now = datetime.now(UTC)
     ack = build_technical_ack(sender_code="TCT", referenced=request, received=True, now=now)
     result = build_result(
-        sender_code="TCT", referenced=request, request_type=MessageType.DAILY_SUMMARY,
-        tax_code=TAX_CODE, accepted=False,
-        reasons=[Reason(ReasonCode.REJECTED.value, "Sai số liệu")], now=now + timedelta(1),
+        sender_code="TCT",
+        referenced=request,
+        request_type=MessageType.DAILY_SUMMARY,
+        tax_code=TAX_CODE,
+        accepted=False,
+        reasons=[Reason(ReasonCode.REJECTED.value, "Sai số liệu")],
+        now=now + timedelta(1),
     )
     answers = parse_answers(answers_bytes([ack, result]))
     technical = answers.ack_for(request.message_id)
@@ -449,8 +568,11 @@ def test_acknowledgements_round_trip(pki: Pki) -> None:
     assert read_message(message_bytes(result)).header.message_type == "204"
 
     refused = build_technical_ack(
-        sender_code="TCT", referenced=None, received=False,
-        reasons=[Reason(ReasonCode.UNSAFE_XML.value, "DOCTYPE")], now=now,
+        sender_code="TCT",
+        referenced=None,
+        received=False,
+        reasons=[Reason(ReasonCode.UNSAFE_XML.value, "DOCTYPE")],
+        now=now,
     )
     parsed = parse_answers(message_bytes(refused))
     anonymous = parsed.ack_for(request.message_id)

@@ -82,9 +82,13 @@ def upgrade() -> None:
         sa.Column("lines", sa.Integer(), nullable=False),
         sa.Column("new_lines", sa.Integer(), nullable=False),
         sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], name=op.f("fk_bank_statements_agency_id_agencies")),
+        sa.ForeignKeyConstraint(
+            ["agency_id"], ["agencies.id"], name=op.f("fk_bank_statements_agency_id_agencies")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bank_statements")),
-        sa.UniqueConstraint("agency_id", "fingerprint", name=op.f("uq_bank_statements_agency_id_fingerprint")),
+        sa.UniqueConstraint(
+            "agency_id", "fingerprint", name=op.f("uq_bank_statements_agency_id_fingerprint")
+        ),
     )
     op.create_index(op.f("ix_bank_statements_agency_id"), "bank_statements", ["agency_id"])
 

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import sqlite
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -103,12 +102,6 @@ def upgrade() -> None:
             ["agency_id"], ["agencies.id"], name=op.f("fk_tax_submissions_agency_id_agencies")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tax_submissions")),
-        sa.UniqueConstraint(
-            "agency_id",
-            "business_day",
-            "supplement_no",
-            name=op.f("uq_tax_submissions_agency_id_business_day_supplement_no"),
-        ),
         sa.UniqueConstraint("message_id", name=op.f("uq_tax_submissions_message_id")),
     )
     with op.batch_alter_table("tax_submissions", schema=None) as batch_op:

@@ -1,0 +1,119 @@
+"""The close against the tax-authority sandbox (a real separate process): clean day → exit 0 with
+its 01/TH-BLĐT accepted; a stray credit → exit 1 naming it; an outage → late, then sent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from api_flow import create, sepay
+from fastapi.testclient import TestClient
+from infra.ports import free_port, wait_for_port
+
+from settings.config import Settings
+from settings.db import utcnow
+
+MOTCUA = str(Path(sys.executable).with_name("motcua"))
+TODAY = lambda: utcnow().astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()  # noqa: E731
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MOTCUA_PROFILE"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "einvoice.tax_authority.sandbox",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "tax"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        url = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("MOTCUA_TAX_AUTHORITY_URL", url)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def run_close() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MOTCUA, "close", "--agency", "DEMO-HUYEN", "--date", TODAY()],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def held(sandbox: str, tax_code: str = "0108424452") -> dict[str, object]:
+    res = httpx.get(f"{sandbox}/agencies/{tax_code}/days/{TODAY()}", timeout=10)
+    res.raise_for_status()
+    return dict(res.json())
+
+
+def test_clean_day_closes_with_exit_0_and_reports_its_summary(
+    client: TestClient, auth: dict[str, str], demo: Settings, sandbox: str
+) -> None:
+    order = create(client, auth, "tax-1").json()
+    sepay(client, 6000, order["reference"])
+    done = run_close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no breaks" in done.stdout and "#0 accepted" in done.stdout
+    assert "State Treasury" in done.stdout
+    assert held(sandbox)  # the sandbox holds the day's summary for the agency
+
+    # A later payment the same day: the next close sends a numbered supplement.
+    order2 = create(
+        client, auth, "tax-2", {**__import__("api_flow").ORDER, "dossier_code": "H2"}
+    ).json()
+    sepay(client, 6000, order2["reference"])
+    again = run_close()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "#1 accepted" in again.stdout
+
+
+def test_stray_credit_is_a_named_break_and_exit_1(
+    client: TestClient, auth: dict[str, str], demo: Settings, sandbox: str
+) -> None:
+    sepay(client, 77000, "CHUYEN TIEN UNG HO", ref="FT99STRAY")
+    done = run_close()
+    assert done.returncode == 1
+    assert "credit_without_payment" in done.stdout and "FT99STRAY" in done.stdout
+
+
+def test_authority_down_makes_the_summary_late_not_missing(
+    client: TestClient,
+    auth: dict[str, str],
+    demo: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox: str,
+) -> None:
+    order = create(client, auth, "tax-down").json()
+    sepay(client, 6000, order["reference"])
+    monkeypatch.setenv(
+        "MOTCUA_TAX_AUTHORITY_URL", f"http://127.0.0.1:{free_port()}"
+    )  # nobody there
+    down = run_close()
+    assert down.returncode == 1
+    assert "summary_late" in down.stdout and "#0 queued" in down.stdout
+    monkeypatch.setenv("MOTCUA_TAX_AUTHORITY_URL", sandbox)
+    back = run_close()
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "#0 accepted" in back.stdout
