@@ -25,6 +25,9 @@ from settings.db import engine_for
 from settings.logging import configure_logging
 from settings.worker import celery_app, configure
 
+UPLOAD_LIMITS = {"/api/v1/verify": 5_000_000}
+"""Routes that take documents may exceed the default body limit (the route checks again)."""
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = (settings or get_settings()).check()
@@ -60,12 +63,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+        limit = UPLOAD_LIMITS.get(request.url.path, settings.max_body_bytes)
+        if length is not None and (not length.isdigit() or int(length) > limit):
             return problems.problem(
                 413,
                 "payload_too_large",
                 "Dữ liệu gửi lên quá lớn",
-                f"request bodies are limited to {settings.max_body_bytes} bytes",
+                f"request bodies are limited to {limit} bytes",
                 title_en="Payload too large",
             )
         return await call_next(request)

@@ -6,7 +6,7 @@ Kept free of ORM and payment types so that ``einvoice`` can be driven by any cal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 
@@ -53,6 +53,21 @@ class ReceiptLine:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiptReference:
+    """Template, series, number and local date of another receipt, as printed on it.
+
+    A replacement receipt states these of the receipt it replaces (Circular 91/2026 art. 20), so
+    that the payer and the tax authority can tell which receipt it supersedes without our ids.
+    """
+
+    template: str
+    series: str
+    number: int
+    issued_on: date
+    """The original's date of issue (``NLap``): the collector's local calendar day."""
+
+
+@dataclass(frozen=True, slots=True)
 class ReceiptDocument:
     """Everything the legal XML states, after numbering and before signing."""
 
@@ -72,7 +87,11 @@ class ReceiptDocument:
     verify_code: str | None = None
     verify_url: str | None = None
     replaces: str | None = None
+    """The replaced receipt's id (``MBLGoc``); set together with :attr:`replaces_reference`."""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    replaces_reference: ReceiptReference | None = None
+    """What the replaced receipt printed (template, series, number, date); optional so that
+    documents built before replacement existed keep their exact XML."""
 
     @property
     def total(self) -> int:
@@ -99,3 +118,8 @@ class ReceiptRequest:
     procedure_code: str | None = None
     procedure_name: str | None = None
     dossier_code: str | None = None
+    notes: tuple[str, ...] = ()
+    replaces: str | None = None
+    """Id of the receipt this one replaces; set only by ``einvoice.lifecycle.replace_receipt``."""
+    replaces_reference: ReceiptReference | None = None
+    """Template/series/number/date of the replaced receipt, written into the replacement's XML."""

@@ -3,6 +3,9 @@
 Everything happens in the caller's transaction. The certificate is checked *before* a number
 is taken, and any failure after that rolls the counter back with the rest, so a refused or
 failed signature never burns a number (Decree 254/2026 art. 23: no gaps).
+
+Replacement receipts (:mod:`einvoice.lifecycle`) come through here too, so that they take
+their number from the same gapless counter; the audit entry ``issued`` is written with the row.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from einvoice.audit import SYSTEM_ACTOR, AuditAction, record
 from einvoice.document import ReceiptDocument, ReceiptRequest
 from einvoice.models import Receipt
 from einvoice.numbering import next_number, series_for_year
@@ -47,7 +51,14 @@ def issue_receipt(
     verify_url_base: str,
     allow_development_certificate: bool,
     now: datetime | None = None,
+    actor: str = SYSTEM_ACTOR,
+    reason: str | None = None,
 ) -> Receipt:
+    """Issue the receipt ``request`` asks for, or return the one already issued for its key.
+
+    ``actor`` and ``reason`` go to the audit trail; by default the service itself issued it
+    because a payment was recognised.
+    """
     existing = find_receipt(session, request.source_key)
     if existing is not None:
         return existing
@@ -80,6 +91,9 @@ def issue_receipt(
         dossier_code=request.dossier_code,
         verify_code=verify_code,
         verify_url=f"{verify_url_base.rstrip('/')}/r/{verify_code}",
+        replaces=request.replaces,
+        replaces_reference=request.replaces_reference,
+        notes=request.notes,
     )
     root = build_receipt_xml(doc)
     signed = sign_enveloped(root, signed_id=signed_id_for(doc), key=key, signing_time=now, tz=zone)
@@ -102,7 +116,26 @@ def issue_receipt(
         lines=[{**asdict(line), "kind": line.kind.value} for line in request.lines],
         xml=xml,
         signer_subject=key.certificate.subject.rfc4514_string(),
+        replaces_id=request.replaces,
+        collector_tax_code=request.collector.tax_code,
     )
     session.add(receipt)
     session.flush()
+    record(
+        session,
+        action=AuditAction.ISSUED,
+        agency_id=request.agency_id,
+        actor=actor,
+        reason=reason or f"payment {request.payment_reference} collected",
+        receipt_id=receipt_id,
+        related_receipt_id=request.replaces,
+        details={
+            "source_key": request.source_key,
+            "template": request.template,
+            "series": series,
+            "number": number,
+            "total": doc.total,
+        },
+        at=now,
+    )
     return receipt

@@ -25,8 +25,11 @@ Decisions that are ours, not the tax authority's:
   the legal original must not differ from what is displayed because of invisible characters.
 * The payer's e-mail and phone are not written: they are contact data, not receipt content
   (Decree 254/2026 art. 23), and the signed XML is shown on a public verification page.
-* ``replaces`` is written as the original receipt's id (``TTBLLQuan/MBLGoc``), the only
-  reference :class:`~einvoice.document.ReceiptDocument` carries.
+* ``replaces`` is written as the original receipt's id (``TTBLLQuan/MBLGoc``) and, when the
+  document carries :attr:`~einvoice.document.ReceiptDocument.replaces_reference`, followed by
+  what the original printed: template, series, number and date (``KHMCTuCLQuan``,
+  ``KHCTuCLQuan``, ``SCTuCLQuan``, ``NLCTuCLQuan``, named after the e-invoice family's
+  ``TTHDLQuan/KHMSHDCLQuan``...). The id alone means nothing to a payer or a tax officer.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from einvoice.amount_words import amount_in_words
-from einvoice.document import FeeKind, ReceiptDocument
+from einvoice.document import FeeKind, ReceiptDocument, ReceiptReference
 
 __all__ = [
     "MAX_XML_BYTES",
@@ -162,6 +165,8 @@ class ParsedReceipt:
     payer_address: str | None = None
     payer_id_number: str | None = None
     notes: tuple[str, ...] = ()
+    replaces_reference: ReceiptReference | None = None
+    """Template, series, number and date of the replaced receipt, when the document states them."""
 
 
 # --------------------------------------------------------------------------- build
@@ -223,6 +228,12 @@ def build_receipt_xml(doc: ReceiptDocument) -> etree._Element:
         related = etree.SubElement(general, "TTBLLQuan")
         _sub(related, "TCBLai", _REPLACEMENT)
         _sub(related, "MBLGoc", doc.replaces)
+        if doc.replaces_reference is not None:
+            original = doc.replaces_reference
+            _sub(related, "KHMCTuCLQuan", original.template)
+            _sub(related, "KHCTuCLQuan", original.series)
+            _sub(related, "SCTuCLQuan", original.number)
+            _sub(related, "NLCTuCLQuan", original.issued_on.isoformat())
 
     content = etree.SubElement(data, "NDBLai")
 
@@ -391,6 +402,18 @@ def _kind(code: str) -> FeeKind:
         raise ReceiptSchemaError([f"unknown LKhoan {code!r}"]) from None
 
 
+def _replaces_reference(data: etree._Element) -> ReceiptReference | None:
+    related = data.find("TTChung/TTBLLQuan")
+    if related is None or related.find("KHMCTuCLQuan") is None:
+        return None
+    return ReceiptReference(
+        template=_text(related, "KHMCTuCLQuan"),
+        series=_text(related, "KHCTuCLQuan"),
+        number=int(_text(related, "SCTuCLQuan")),
+        issued_on=date.fromisoformat(_text(related, "NLCTuCLQuan")),
+    )
+
+
 def receipt_from_element(element: etree._Element) -> ParsedReceipt:
     """The fields of a receipt tree that has already been validated.
 
@@ -448,4 +471,5 @@ def receipt_from_element(element: etree._Element) -> ParsedReceipt:
         payer_address=_opt(data, content + "NNop/DChi"),
         payer_id_number=_opt(data, content + "NNop/SDDanh"),
         notes=tuple(e.text or "" for e in data.iterfind(content + "TTKhac/GChu")),
+        replaces_reference=_replaces_reference(data),
     )

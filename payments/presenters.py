@@ -32,6 +32,8 @@ def receipt_links(receipt: Receipt, base_url: str) -> dict[str, Any]:
         "xml_url": f"{base}/api/v1/receipts/{receipt.id}/xml",
         "pdf_url": f"{base}/api/v1/receipts/{receipt.id}/pdf",
         "verify_url": f"{base}/r/{receipt.verify_code}",
+        "status": "replaced" if receipt.replaced_by_id else "valid",
+        "replaced_by": receipt.replaced_by_id,
     }
 
 

@@ -11,7 +11,6 @@ staff accounts and roles. The PDF display copy (``/{id}/pdf``) lives elsewhere.
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
@@ -41,15 +40,14 @@ from einvoice.lifecycle import (
 from einvoice.models import ErrorNotice, ErrorNoticeItem, Receipt
 from einvoice.receipt_xml import ParsedLine
 from payments import idempotency
+from payments.callbacks import enqueue_event
 from payments.issuing import NoSigningKey
 from payments.models import Agency, ApiClient, PaymentOrder
+from payments.notify import notify_receipt
 from payments.presenters import iso, receipt_links
-from settings.db import utcnow
 from signing.keys import KeySource, load_key_source
 
 __all__ = ["router"]
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/receipts", tags=["receipts"])
 
@@ -235,25 +233,33 @@ def _corrected_lines(
     return tuple(result)
 
 
-def _enqueue_replaced_callback(
-    session: Session, client: ApiClient, original: Receipt, data: dict[str, Any]
+def _notify_replaced(
+    session: Session, client: ApiClient, replacement: Receipt, base_url: str
 ) -> None:
-    """Tell the one-stop system (contract: event ``receipt.replaced``), in this transaction."""
-    try:
-        from payments.callbacks import enqueue_event
-    except ImportError:  # pragma: no cover - the callback outbox lands with issue 4
-        log.warning("receipt.replaced for %s not sent: no callback outbox", original.id)
+    """Tell the one-stop system (contract: event ``receipt.replaced``), in this transaction.
+
+    The order that paid is found through the chain of replacements back to the first receipt
+    (the order keeps pointing at it); its callback URL is used, as for ``receipt.issued``.
+    """
+    root = replacement
+    seen = {root.id}
+    while root.replaces_id is not None and root.replaces_id not in seen:
+        previous = session.get(Receipt, root.replaces_id)
+        if previous is None:
+            break
+        root = previous
+        seen.add(root.id)
+    order = session.scalar(select(PaymentOrder).where(PaymentOrder.receipt_id == root.id))
+    if order is not None:
+        notify_receipt(order, replacement, "receipt.replaced")
         return
-    order = session.scalar(select(PaymentOrder).where(PaymentOrder.receipt_id == original.id))
-    url = (order.callback_url if order is not None else None) or client.callback_url
-    client_id = (order.client_id if order is not None else None) or client.id
     enqueue_event(
         session,
-        client_id=client_id,
-        url=url,
+        client_id=client.id,
+        url=client.callback_url,
         event="receipt.replaced",
-        data=data,
-        occurred_at=utcnow(),
+        data=receipt_json(session, replacement, base_url),
+        occurred_at=replacement.issued_at,
     )
 
 
@@ -404,7 +410,7 @@ def replace(
             agency_id=client.agency_id,
         )
         payload = receipt_json(session, replacement, settings.public_base_url)
-        _enqueue_replaced_callback(session, client, original, payload)
+        _notify_replaced(session, client, replacement, settings.public_base_url)
     return JSONResponse(payload, status_code=201)
 
 

@@ -13,7 +13,7 @@ is CPU (signature checks) and blocking database calls, which FastAPI runs in its
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -143,6 +143,16 @@ def _mask_name(name: str) -> str:
     return " ".join([words[0], *(f"{w[0]}." for w in words[1:])])
 
 
+def _local_time_display(value: str | None) -> str | None:
+    """``2026-11-21T12:56:41`` (SigningTime, local, no zone) → ``21/11/2026 12:56:41``."""
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S").strftime("%d/%m/%Y %H:%M:%S")
+    except ValueError:
+        return value
+
+
 def _vnd(amount: int) -> str:
     return f"{amount:,}".replace(",", ".")
 
@@ -184,6 +194,7 @@ def public_page(code: str, request: Request, engine: EngineDep) -> HTMLResponse:
                     "pdf_url": links["pdf_url"],
                 }
                 check = result_json(result, "")
+                check["signing_time_display"] = _local_time_display(result.signing_time)
     if receipt is None:
         return templates.TemplateResponse(
             request, "receipt_public.html", {"receipt": None, "check": None}, status_code=404

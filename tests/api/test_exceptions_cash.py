@@ -210,7 +210,9 @@ def test_cash_retry_with_the_same_key_gets_the_original_answer(
     assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
 
 
-def test_order_over_the_configured_maximum_is_422(client: TestClient, auth: dict[str, str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_order_over_the_configured_maximum_is_422(
+    client: TestClient, auth: dict[str, str], monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     client.app.state.settings.max_order_amount = 5000  # type: ignore[attr-defined]
     res = create(client, auth, "max-1")
     assert res.status_code == 422 and res.json()["code"] == "amount_too_large"

@@ -6,6 +6,7 @@ signed receipt → correction.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -212,15 +213,22 @@ def test_error_notice_over_http(client: TestClient, auth: dict[str, str]) -> Non
 
 
 def test_replacement_is_called_back(client: TestClient, auth: dict[str, str]) -> None:
-    models = pytest.importorskip("payments.callback_models")
+    from payments.callback_models import CallbackEvent
+
     body = {**ORDER, "callback_url": "http://127.0.0.1:9/motcua/callback"}
     original = paid_receipt(client, auth, "cb-1", body)
-    res = do_replace(client, auth, original["id"], lines=[{"fee_code": "CT-BS", "quantity": 2}])
-    assert res.status_code == 201, res.text
+    first = do_replace(client, auth, original["id"], lines=[{"fee_code": "CT-BS", "quantity": 2}])
+    assert first.status_code == 201, first.text
+    second = do_replace(client, auth, first.json()["id"], payer={"id_number": "001090099999"})
+    assert second.status_code == 201, second.text
     with session_scope() as session:
         events = session.scalars(
-            select(models.CallbackEvent).where(models.CallbackEvent.event == "receipt.replaced")
+            select(CallbackEvent)
+            .where(CallbackEvent.event == "receipt.replaced")
+            .order_by(CallbackEvent.enqueued_at)
         ).all()
-        assert len(events) == 1
-        assert events[0].url == body["callback_url"]
-        assert res.json()["id"].encode() in events[0].body
+        assert [e.url for e in events] == [body["callback_url"]] * 2
+        payloads = [json.loads(e.body)["data"] for e in events]
+    assert [p["id"] for p in payloads] == [first.json()["id"], second.json()["id"]]
+    assert [p["replaces"] for p in payloads] == [original["id"], first.json()["id"]]
+    assert payloads[0]["number"] == 2 and payloads[1]["number"] == 3

@@ -399,3 +399,18 @@ def test_error_notice_outbox_transitions_are_audited(ctx: Ctx) -> None:
             ("sent", "acknowledged"),
         ]
         assert queued_error_notices(session) == []
+
+
+def test_the_triggers_freeze_the_same_columns_as_the_orm() -> None:
+    import importlib.util
+
+    from einvoice.models import RECEIPT_FROZEN_COLUMNS
+
+    path = Path(__file__).parents[2] / "settings/migrations/versions/0002_receipt_lifecycle.py"
+    spec = importlib.util.spec_from_file_location("migration_0002", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.RECEIPT_FROZEN) == RECEIPT_FROZEN_COLUMNS
+    columns = set(Receipt.__table__.columns.keys())
+    assert columns >= RECEIPT_FROZEN_COLUMNS and "replaced_by_id" not in RECEIPT_FROZEN_COLUMNS
