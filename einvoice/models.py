@@ -51,6 +51,8 @@ __all__ = [
     "Receipt",
     "ReceiptAuditEvent",
     "ReceiptCounter",
+    "ReceiptEmail",
+    "ReceiptPdf",
     "ReceiptStatus",
 ]
 
@@ -285,3 +287,39 @@ def _notice_write_once(_mapper: Mapper[Any], _connection: Connection, target: Er
 @event.listens_for(ErrorNoticeItem, "before_delete")
 def _notice_never_deleted(_mapper: Mapper[Any], _connection: Connection, target: Any) -> None:
     raise ReceiptImmutable("error notices sent or queued for the tax authority are never deleted")
+
+
+class ReceiptPdf(Base):
+    """The signed PDF display copy, rendered on first request and kept (a cache, not a record).
+
+    ``status_key`` says which lifecycle state it shows: when a receipt is replaced the copy is
+    rendered again with "replaced by …", the legal XML never changes.
+    """
+
+    __tablename__ = "receipt_pdfs"
+
+    receipt_id: Mapped[str] = mapped_column(ForeignKey("receipts.id"), primary_key=True)
+    status_key: Mapped[str] = mapped_column(String(64))
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReceiptEmail(Base):
+    """One e-mail of a receipt to its payer: an outbox row, retried until sent once.
+
+    The Message-ID is derived from this row's id, so a retry after a crash between "sent" and
+    "recorded" carries the same Message-ID and mail clients show one message, not two.
+    """
+
+    __tablename__ = "receipt_emails"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    receipt_id: Mapped[str] = mapped_column(ForeignKey("receipts.id"), unique=True)
+    to_address: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """pending, sent or failed."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -10,6 +10,7 @@ import logging
 
 from sqlalchemy.orm import Session
 
+from einvoice.delivery import enqueue_email
 from einvoice.document import Collector, FeeKind, Payer, ReceiptLine, ReceiptRequest
 from einvoice.issuing import issue_receipt
 from einvoice.models import Receipt
@@ -101,6 +102,8 @@ def issue_for_order(session: Session, order_id: str, settings: Settings) -> Rece
     order.receipt_id = receipt.id
     order.receipt_error = None
     notify_receipt(order, receipt)
+    if settings.smtp_host:
+        enqueue_email(session, receipt, order.payer.get("email"))
     session.flush()
     log.info(
         "receipt issued",

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     close_time: str = Field(
         default="23:30", pattern=r"^\d{2}:\d{2}$", description="Local time of the daily close"
     )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server; receipts e-mailed when set"
+    )
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field(default="bienlai@motcua-pay.local", description="From address")
     card_api_base: str | None = Field(
         default=None, description="Stripe-compatible API base URL; card payments off when unset"
     )
