@@ -8,21 +8,27 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from einvoice.delivery import send_due_emails
+from einvoice.models import Receipt
+from einvoice.pdf import receipt_pdf
 from payments.callbacks import deliver_due
 from payments.card_payments import apply_card_event, gateway_from_settings, may_have_card_payment
 from payments.credits import process_event
 from payments.expiry import expire_due
 from payments.issuing import issue_for_order
-from payments.models import BankEvent, PaymentOrder
+from payments.models import Agency, BankEvent, PaymentOrder
 from payments.states import OrderStatus
 from settings.config import Profile, get_settings
 from settings.db import session_factory, session_scope, utcnow
 from settings.errors import ProblemError
 from settings.worker import celery_app, dispatch
+from signing.keys import load_key_source
 
 __all__ = [
     "deliver_callbacks",
@@ -30,6 +36,7 @@ __all__ = [
     "issue_receipt",
     "process_bank_event",
     "process_card_event",
+    "send_receipt_emails",
     "sweep",
 ]
 
@@ -131,3 +138,23 @@ def deliver_callbacks() -> dict[str, int]:
             budget_seconds=50,
         )
     return {"attempted": report.attempted, "delivered": report.delivered}
+
+
+def _receipt_pdf(session: Session, receipt: Receipt) -> bytes | None:
+    agency = session.get(Agency, receipt.agency_id)
+    if agency is None or not agency.signing_key_ref:
+        return None
+    return receipt_pdf(
+        session,
+        receipt,
+        load_key_source(agency.signing_key_ref),
+        base_url=get_settings().public_base_url,
+        zone=ZoneInfo(agency.time_zone),
+    )
+
+
+@celery_app.task(name="payments.send_receipt_emails")  # type: ignore[untyped-decorator]
+def send_receipt_emails() -> dict[str, int]:
+    """E-mails issued receipts (XML + signed PDF) to payers who gave an address."""
+    sent, failed = send_due_emails(session_factory(), get_settings(), pdf_for=_receipt_pdf)
+    return {"sent": sent, "failed": failed}

@@ -52,6 +52,7 @@ def make_celery() -> Celery:
             "sweep": {"task": "payments.sweep", "schedule": 15.0},
             "expire-orders": {"task": "payments.expire_orders", "schedule": 60.0},
             "deliver-callbacks": {"task": "payments.deliver_callbacks", "schedule": 5.0},
+            "receipt-emails": {"task": "payments.send_receipt_emails", "schedule": 30.0},
             "close-due": {"task": "reconciliation.close_due", "schedule": 300.0},
             "resend-summaries": {"task": "reconciliation.resend_summaries", "schedule": 300.0},
         },

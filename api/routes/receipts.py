@@ -12,6 +12,7 @@ staff accounts and roles. The PDF display copy (``/{id}/pdf``) lives elsewhere.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, Response
@@ -38,6 +39,7 @@ from einvoice.lifecycle import (
     replace_receipt,
 )
 from einvoice.models import ErrorNotice, ErrorNoticeItem, Receipt
+from einvoice.pdf import receipt_pdf
 from einvoice.receipt_xml import ParsedLine
 from payments import idempotency
 from payments.callbacks import enqueue_event
@@ -363,6 +365,31 @@ def xml(receipt_id: str, engine: EngineDep) -> Response:
     return Response(
         body,
         media_type="application/xml",
+        headers={"Content-Disposition": f'inline; filename="{name}"'},
+    )
+
+
+@router.get(
+    "/{receipt_id}/pdf",
+    summary="The signed PDF display copy (rendered on first request, then cached)",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def pdf(receipt_id: str, engine: EngineDep, settings: SettingsDep) -> Response:
+    with unit_of_work(engine) as session:
+        receipt = _get(session, receipt_id)
+        agency, _, key = _agency_key(session, receipt.agency_id)
+        body = receipt_pdf(
+            session,
+            receipt,
+            key,
+            base_url=settings.public_base_url,
+            zone=ZoneInfo(agency.time_zone),
+        )
+        name = f"bien-lai-{receipt.template}-{receipt.series}-{receipt.number:08d}.pdf"
+    return Response(
+        body,
+        media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="{name}"'},
     )
 
