@@ -45,19 +45,29 @@ def render_signed_pdf(
     now: datetime | None = None,
 ) -> bytes:
     parsed = parse_receipt_xml(receipt.xml)
+    at = now or utcnow()
+    signer = common_name_of(key.certificate) or key.certificate.subject.rfc4514_string()
+    # The page shows the stamp (embedded font, exact signing time); the signature widget over
+    # it draws nothing itself: the same visible box, three times faster to sign.
     pdf = render_receipt_pdf(
         parsed,
         verify_url=verify_url,
         status_note=status_note,
-        signer_name=common_name_of(key.certificate),
+        signer_name=signer,
+        stamp_lines=(
+            f"Ký bởi: {signer}",
+            f"Ngày ký: {at.astimezone(zone).strftime('%d/%m/%Y %H:%M:%S')}",
+            "Signed digitally (PAdES)",
+        ),
     )
     return sign_pdf(
         pdf,
         key,
         box=SIGNATURE_BOX,
-        signing_time=now or utcnow(),
+        signing_time=at,
         tz=zone,
         reason="Bản thể hiện của biên lai điện tử / display copy of the e-receipt",
+        draw_stamp=False,
     )
 
 

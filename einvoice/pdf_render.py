@@ -94,6 +94,7 @@ _LEFT: Final = _MARGIN
 _RIGHT: Final = _PAGE_W - _MARGIN
 _CONTENT_W: Final = _RIGHT - _LEFT
 
+_STAMP_BLUE: Final = (0.05, 0.25, 0.6)
 SIGNATURE_BOX: Final = (211.5, 72.0, 391.5, 144.0)
 """``(x1, y1, x2, y2)`` in PDF points on page 0 (origin bottom-left): where the PAdES signer draws
 its visible stamp ("Ký bởi: … / Ngày ký: …").
@@ -123,7 +124,7 @@ FONT_BOLD: Final = "einvoice-DejaVuSans-Bold"
 """Names registered with reportlab: prefixed so that another part of the process registering
 its own "DejaVuSans" cannot swap the font under a receipt being drawn."""
 
-_FONT_FILES: Final = {FONT_REGULAR: "DejaVuSans.ttf", FONT_BOLD: "DejaVuSans-Bold.ttf"}
+_FONT_FILES: Final = {FONT_REGULAR: "DejaVuSans-vi.ttf", FONT_BOLD: "DejaVuSans-Bold-vi.ttf"}
 
 _fonts_lock = threading.Lock()
 _fonts_registered = False
@@ -237,7 +238,7 @@ def _wrap(runs: Sequence[_Run], width: float) -> list[_Line]:
 
     for raw, style in runs:
         for token in _TOKEN.findall(_nfc(raw)):
-            if token == "\n":
+            if token == "\n":  # noqa: S105 - a line break, not a password
                 flush()
                 continue
             word = token.rstrip()
@@ -257,9 +258,11 @@ def _wrap(runs: Sequence[_Run], width: float) -> list[_Line]:
                         flush()
                         chunk = ""
                     chunk += char
-                token = chunk + token[len(word) :]
-            tokens.append((token, style))
-            used += _width(token, style)
+                piece = chunk + token[len(word) :]
+            else:
+                piece = token
+            tokens.append((piece, style))
+            used += _width(piece, style)
     if tokens:
         flush()
     return lines
@@ -489,7 +492,9 @@ def _payer_blocks(receipt: ParsedReceipt) -> list[_Block]:
     if receipt.procedure_code or receipt.procedure_name:
         procedure = " – ".join(p for p in (receipt.procedure_code, receipt.procedure_name) if p)
         rows.append(_field("Thủ tục hành chính", "Procedure", [(procedure, _vi(8))]))
-    rows.append(_field("Hình thức thanh toán", "Payment method", _payment_method(receipt.payment_method)))
+    rows.append(
+        _field("Hình thức thanh toán", "Payment method", _payment_method(receipt.payment_method))
+    )
     rows.append(_field("Mã tham chiếu thanh toán", "Payment reference", receipt.payment_reference))
     if receipt.replaces:
         rows.append(
@@ -519,14 +524,23 @@ def _cell(runs: Sequence[_Run], x: float, width: float, align: str = "left") -> 
 
 def _table_header_block() -> _Block:
     cells = [
-        _cell([("STT", _vi(7, bold=True)), ("\n", _vi(7)), ("No.", _en(6))], _LEFT, _COL_NO_W, "center"),
+        _cell(
+            [("STT", _vi(7, bold=True)), ("\n", _vi(7)), ("No.", _en(6))],
+            _LEFT,
+            _COL_NO_W,
+            "center",
+        ),
         _cell(
             [("Tên khoản thu", _vi(7, bold=True)), ("\n", _vi(7)), ("Fee or charge", _en(6))],
             _X_NAME,
             _COL_NAME_W,
         ),
         _cell(
-            [("Số lượng × Đơn giá", _vi(7, bold=True)), ("\n", _vi(7)), ("Qty × Unit price", _en(6))],
+            [
+                ("Số lượng × Đơn giá", _vi(7, bold=True)),
+                ("\n", _vi(7)),
+                ("Qty × Unit price", _en(6)),
+            ],
             _X_QTY,
             _COL_QTY_W,
             "right",
@@ -570,7 +584,12 @@ def _line_block(index: int, line: ParsedLine, header: _Block) -> _Block:
     cells = [
         _cell([(str(index), _vi(8))], _LEFT, _COL_NO_W, "center"),
         _cell(name_runs, _X_NAME, _COL_NAME_W),
-        _cell([(f"{line.quantity}{unit} × {_money(line.unit_price)}", _vi(8))], _X_QTY, _COL_QTY_W, "right"),
+        _cell(
+            [(f"{line.quantity}{unit} × {_money(line.unit_price)}", _vi(8))],
+            _X_QTY,
+            _COL_QTY_W,
+            "right",
+        ),
         _cell([(_money(line.amount), _vi(8.5, bold=True))], _X_AMOUNT, _COL_AMOUNT_W, "right"),
     ]
     words = _cell(
@@ -617,12 +636,22 @@ def _total_blocks(receipt: ParsedReceipt) -> list[_Block]:
         _Block(row_h, paint_row),
         _space(3),
         _paras_block(
-            [_para(_field("Tổng số tiền bằng chữ", "Total in words", words, size=8.5), _LEFT, _CONTENT_W)]
+            [
+                _para(
+                    _field("Tổng số tiền bằng chữ", "Total in words", words, size=8.5),
+                    _LEFT,
+                    _CONTENT_W,
+                )
+            ]
         ),
         _paras_block(
             [
                 _para(
-                    _field("Đơn vị tiền tệ", "Currency", [("VND", _vi(8, bold=True)), (" (đồng Việt Nam)", _vi(8))]),
+                    _field(
+                        "Đơn vị tiền tệ",
+                        "Currency",
+                        [("VND", _vi(8, bold=True)), (" (đồng Việt Nam)", _vi(8))],
+                    ),
                     _LEFT,
                     _CONTENT_W,
                 )
@@ -634,7 +663,9 @@ def _total_blocks(receipt: ParsedReceipt) -> list[_Block]:
 
 def _notes_blocks(receipt: ParsedReceipt) -> list[_Block]:
     return [
-        _paras_block([_para(_field("Ghi chú", "Note", [(note, _vi(8))]), _LEFT, _CONTENT_W)], pad=1.0)
+        _paras_block(
+            [_para(_field("Ghi chú", "Note", [(note, _vi(8))]), _LEFT, _CONTENT_W)], pad=1.0
+        )
         for note in receipt.notes
         if note.strip()
     ]
@@ -672,7 +703,9 @@ def _continuation_para(receipt: ParsedReceipt) -> _Para:
     )
 
 
-def _paginate(blocks: Sequence[_Block], continuation_height: float) -> list[list[tuple[float, _Block]]]:
+def _paginate(
+    blocks: Sequence[_Block], continuation_height: float
+) -> list[list[tuple[float, _Block]]]:
     """Place blocks top-down: page 0 stops at the footer, later pages below a continuation line."""
     pages: list[list[tuple[float, _Block]]] = [[]]
     top = _PAGE_H - _MARGIN
@@ -723,7 +756,11 @@ def _draw_qr(canvas: Any, url: str) -> None:
 
 
 def _draw_footer(
-    canvas: Any, receipt: ParsedReceipt, verify_url: str, signer_name: str | None
+    canvas: Any,
+    receipt: ParsedReceipt,
+    verify_url: str,
+    signer_name: str | None,
+    stamp_lines: Sequence[str] = (),
 ) -> None:
     """Page 0's fixed bottom: signature caption and box, QR, verification caption, legal note."""
     sx1, sy1, sx2, sy2 = SIGNATURE_BOX
@@ -742,9 +779,17 @@ def _draw_footer(
     canvas.setStrokeColorRGB(*_RULE_GREY)
     canvas.setLineWidth(0.6)
     canvas.rect(sx1, sy1, sx2 - sx1, sy2 - sy1, stroke=1, fill=0)
+    if stamp_lines:
+        runs: list[_Run] = []
+        for i, line in enumerate(stamp_lines):
+            if i:
+                runs.append(("\n", _vi(7.5)))
+            runs.append((line, _vi(7.5, bold=i == 0, color=_STAMP_BLUE)))
+        stamp = _para(runs, sx1 + 6, sx2 - sx1 - 12)
+        stamp.draw(canvas, sy2 - (sy2 - sy1 - stamp.height) / 2)
 
     _draw_qr(canvas, verify_url)
-    qx1, qy1, qx2, qy2 = QR_BOX
+    _, qy1, qx2, qy2 = QR_BOX
     middle: list[_Run] = []
     if receipt.verify_code:
         middle += [
@@ -763,7 +808,10 @@ def _draw_footer(
     text.draw(canvas, qy2 - (qy2 - qy1 - text.height) / 2)
 
     verify = _fit_para(
-        [("Tra cứu / Verify: ", _vi(7, bold=True)), (verify_url, _vi(7))], _LEFT, _CONTENT_W, min_scale=0.75
+        [("Tra cứu / Verify: ", _vi(7, bold=True)), (verify_url, _vi(7))],
+        _LEFT,
+        _CONTENT_W,
+        min_scale=0.75,
     )
     verify.draw(canvas, qy1 - 1)
     note = _para([(_LEGAL_NOTE_VI, _vi(6.5)), (_LEGAL_NOTE_EN, _en(6))], _LEFT, _CONTENT_W)
@@ -786,6 +834,7 @@ def render_receipt_pdf(
     verify_url: str,
     status_note: str | None = None,
     signer_name: str | None = None,
+    stamp_lines: Sequence[str] = (),
 ) -> bytes:
     """The A5 display copy of ``receipt`` as PDF bytes, ready for the PAdES signer.
 
@@ -795,6 +844,9 @@ def render_receipt_pdf(
         / Replaced by receipt no. 12"; a status is not in the signed XML, so the caller decides it.
     :param signer_name: printed above :data:`SIGNATURE_BOX` (the organisation whose certificate
         signs), when known; the stamp inside the box is the signer's.
+    :param stamp_lines: drawn inside :data:`SIGNATURE_BOX` ("Ký bởi: … / Ngày ký: …") with the
+        embedded font, for a signer that then adds a widget without its own appearance (fast:
+        pyHanko need not subset a TrueType font per document). Same signer, same time.
     :returns: deterministic bytes: the same arguments give the same PDF.
     :raises ValueError: ``verify_url`` is empty.
     """
@@ -818,7 +870,7 @@ def render_receipt_pdf(
         for top, block in placed:
             block.paint(canvas, top)
         if index == 0:
-            _draw_footer(canvas, receipt, verify_url, signer_name)
+            _draw_footer(canvas, receipt, verify_url, signer_name, stamp_lines)
         if len(pages) > 1:
             _draw_page_label(canvas, index, len(pages))
         canvas.showPage()

@@ -35,6 +35,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -142,6 +143,12 @@ class KeySourceSigner(Signer):
         return max(requested, 2 * (der + self._signature_bytes + _CMS_OVERHEAD))
 
 
+@lru_cache(maxsize=32)
+def _signer_for(key: KeySource) -> KeySourceSigner:
+    """One pyHanko signer per key source: converting the certificates costs more than signing."""
+    return KeySourceSigner(key)
+
+
 class _TimedPdfSigner(PdfSigner):
     """pyHanko's ``PdfSigner`` with the signing time as an input instead of the clock."""
 
@@ -187,6 +194,7 @@ def _prepare(
     tz: ZoneInfo,
     reason: str | None,
     location: str | None,
+    draw_stamp: bool = True,
 ) -> tuple[Any, _TimedPdfSigner, KeySourceSigner]:
     if signing_time.tzinfo is None or signing_time.utcoffset() is None:
         raise ValueError("signing_time must be timezone-aware")
@@ -213,12 +221,18 @@ def _prepare(
             f"the PDF has no page {page}: {exc}",
             f"tệp PDF không có trang {page}: {exc}",
         ) from exc
-    lines = stamp_lines or _default_lines(key, local_time)
-    style = TextStampStyle(
-        stamp_text=_stamp_text(lines),
-        text_box_style=TextBoxStyle(font=_STAMP_FONT, font_size=_FONT_SIZE),
-        border_width=1,
-    )
+    if draw_stamp:
+        lines = stamp_lines or _default_lines(key, local_time)
+        style = TextStampStyle(
+            stamp_text=_stamp_text(lines),
+            text_box_style=TextBoxStyle(font=_STAMP_FONT, font_size=_FONT_SIZE),
+            border_width=1,
+        )
+    else:
+        # The page itself already shows "Ký bởi / Ngày ký" in this box (drawn by the caller
+        # with its embedded font); the widget stays clickable there but draws nothing, which
+        # spares pyHanko a TrueType subset per document (about 3x faster).
+        style = TextStampStyle(stamp_text="", border_width=0)
     metadata = PdfSignatureMetadata(
         field_name=field_name,
         md_algorithm="sha256",
@@ -226,7 +240,7 @@ def _prepare(
         reason=reason,
         location=location,
     )
-    key_signer = KeySourceSigner(key)
+    key_signer = _signer_for(key)
     signer = _TimedPdfSigner(
         metadata,
         key_signer,
@@ -259,6 +273,7 @@ async def async_sign_pdf(
     reason: str | None = None,
     location: str | None = None,
     bytes_reserved: int = DEFAULT_BYTES_RESERVED,
+    draw_stamp: bool = True,
 ) -> bytes:
     """:func:`sign_pdf` for callers already inside an event loop (the work is still CPU-bound)."""
     writer, signer, key_signer = _prepare(
@@ -272,6 +287,7 @@ async def async_sign_pdf(
         tz=tz,
         reason=reason,
         location=location,
+        draw_stamp=draw_stamp,
     )
     try:
         output = await signer.async_sign_pdf(
@@ -302,6 +318,7 @@ def sign_pdf(
     reason: str | None = None,
     location: str | None = None,
     bytes_reserved: int = DEFAULT_BYTES_RESERVED,
+    draw_stamp: bool = True,
 ) -> bytes:
     """Add a visible PAdES-B-B signature to ``pdf`` (as an incremental update) and return it.
 
@@ -309,7 +326,8 @@ def sign_pdf(
     ``None`` puts a 230 x 46 pt box in the bottom right corner. ``stamp_lines`` are shown
     verbatim; empty means "Ký bởi: <certificate CN>" and "Ngày ký: <dd/mm/yyyy HH:MM:SS>"
     with ``signing_time`` in ``tz``. ``signing_time`` must be timezone-aware; it becomes
-    ``/M``, which viewers show as the signing date.
+    ``/M``, which viewers show as the signing date. ``draw_stamp=False`` is for documents whose
+    page already shows the stamp text inside ``box`` (same signer and time).
 
     Raises :class:`~signing.errors.SigningError` (``pdf_unreadable``, ``pdf_encrypted``,
     ``pdf_page_out_of_range``, ``pdf_sign_failed`` e.g. when ``field_name`` is already
@@ -329,6 +347,7 @@ def sign_pdf(
             reason=reason,
             location=location,
             bytes_reserved=bytes_reserved,
+            draw_stamp=draw_stamp,
         )
     )
 
