@@ -45,16 +45,15 @@ def run_idempotent(
         ensure_ascii=False,
     )
     digest = idempotency.body_hash(canonical.encode())
-    with unit_of_work(engine) as session:
-        previous = idempotency.find(session, client_id, scope, key, digest)
-    if previous is not None:
-        return JSONResponse(
-            previous[1], status_code=previous[0], headers={"Idempotent-Replayed": "true"}
-        )
+    replayed: tuple[int, dict[str, Any]] | None = None
     try:
         with unit_of_work(engine) as session:
-            status, payload = action(session)
-            idempotency.remember(session, client_id, scope, key, digest, status, payload)
+            # One transaction: look up the key, act, remember. A concurrent twin that commits
+            # first makes our INSERT fail on the unique constraint, and we answer as it did.
+            replayed = idempotency.find(session, client_id, scope, key, digest)
+            if replayed is None:
+                status, payload = action(session)
+                idempotency.remember(session, client_id, scope, key, digest, status, payload)
     except IntegrityError:
         with unit_of_work(engine) as session:
             previous = idempotency.find(session, client_id, scope, key, digest)
@@ -62,5 +61,9 @@ def run_idempotent(
             raise
         return JSONResponse(
             previous[1], status_code=previous[0], headers={"Idempotent-Replayed": "true"}
+        )
+    if replayed is not None:
+        return JSONResponse(
+            replayed[1], status_code=replayed[0], headers={"Idempotent-Replayed": "true"}
         )
     return JSONResponse(payload, status_code=status)

@@ -108,7 +108,7 @@ def _order_for(session: Session, agency_id: str, memo: str) -> PaymentOrder | No
         session.scalars(
             select(PaymentOrder)
             .where(PaymentOrder.agency_id == agency_id, PaymentOrder.reference.in_(refs))
-            .with_for_update()
+            .with_for_update(of=PaymentOrder)
         )
     )
     # Several references in one memo: prefer an order still waiting for money.

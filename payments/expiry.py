@@ -40,7 +40,7 @@ def expire_due(
             )
             .order_by(PaymentOrder.expires_at)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, of=PaymentOrder)
         )
     )
     expired: list[str] = []

@@ -150,7 +150,9 @@ def get_order(
     session: Session, order_id: str, *, agency_id: str | None = None, lock: bool = False
 ) -> PaymentOrder:
     """``lock`` takes the row lock (PostgreSQL) so a payment and a cancel cannot interleave."""
-    order = session.get(PaymentOrder, order_id, with_for_update=lock or None)
+    order = session.get(
+        PaymentOrder, order_id, with_for_update={"of": PaymentOrder} if lock else None
+    )
     if order is None or (agency_id is not None and order.agency_id != agency_id):
         raise NotFound(f"no payment order {order_id!r}", code="order_not_found")
     return order

@@ -48,7 +48,9 @@ def process_bank_event(event_id: int) -> None:
     with session_scope() as session:
         result = process_event(session, event_id)
     if result.order_to_issue:
-        dispatch(issue_receipt, result.order_to_issue)
+        # Issue right here rather than queueing behind every other notification: the receipt
+        # is what the citizen is waiting for. A failure leaves the order for the sweep.
+        issue_receipt(result.order_to_issue)
 
 
 @celery_app.task(name="payments.process_card_event")  # type: ignore[untyped-decorator]

@@ -45,18 +45,23 @@ def _receive(
     return event_id, created
 
 
+def _sepay_agency(engine: Engine, authorization: str | None) -> str:
+    scheme, _, key = (authorization or "").partition(" ")
+    with unit_of_work(engine) as session:
+        cred = authenticate_bank_feed(
+            session, "sepay", key.strip() if scheme.lower() == "apikey" else None
+        )
+        return cred.agency_id
+
+
 @router.post("/sepay", summary="SePay webhook (Authorization: Apikey <key>)")
 async def sepay(
     request: Request,
     engine: EngineDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    scheme, _, key = (authorization or "").partition(" ")
-    with unit_of_work(engine) as session:
-        cred = authenticate_bank_feed(
-            session, "sepay", key.strip() if scheme.lower() == "apikey" else None
-        )
-        agency_id = cred.agency_id
+    # Database work runs in the thread pool: a slow connection must never stall the event loop.
+    agency_id = await run_in_threadpool(_sepay_agency, engine, authorization)
     raw = await request.body()
     await run_in_threadpool(receive_sepay, engine, agency_id, raw)
     return {"success": True}
