@@ -12,6 +12,7 @@ from api.routes import (
     bankfeeds,
     callbacks,
     card,
+    closes,
     exceptions,
     health,
     orders,
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exceptions.router)
     app.include_router(card.router)
     app.include_router(callbacks.router)
+    app.include_router(closes.router)
     app.include_router(receipts.router)
     app.include_router(verify.router)
     app.include_router(pay.router)

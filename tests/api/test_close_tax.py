@@ -117,3 +117,76 @@ def test_authority_down_makes_the_summary_late_not_missing(
     back = run_close()
     assert back.returncode == 0, back.stdout + back.stderr
     assert "#0 accepted" in back.stdout
+
+
+def test_close_and_revenue_over_http(
+    client: TestClient, auth: dict[str, str], demo: Settings, sandbox: str, tmp_path: Path
+) -> None:
+    client.app.state.settings.tax_authority_url = sandbox  # type: ignore[attr-defined]
+    order = create(client, auth, "http-close").json()
+    client.post(
+        f"/api/v1/payment-orders/{order['id']}/cash",
+        json={"amount": 6000, "clerk": "Lan"},
+        headers=auth,
+    )
+    sepay(client, 50000, "tien chuyen nham", ref="FT-STRAY-HTTP")
+    res = client.post("/api/v1/closes", json={"date": TODAY(), "actor": "Kế toán Hà"}, headers=auth)
+    assert res.status_code == 200, res.text
+    close = res.json()
+    assert close["status"] == "breaks" and close["version"] == 1 and close["signed"]
+    assert "+07" in close["window"]["described"] and "UTC" in close["window"]["described"]
+    [stray] = [b for b in close["breaks"] if b["kind"] == "credit_without_payment"]
+    req = client.post(
+        f"/api/v1/breaks/{stray['id']}/corrections",
+        headers=auth,
+        json={
+            "action": "refund_instruction",
+            "reason": "Hoàn trả người chuyển nhầm",
+            "actor": "Hà",
+        },
+    ).json()
+    assert req["state"] == "requested" and req["moves_money"] is True
+    same = client.post(
+        f"/api/v1/corrections/{req['id']}/approve", json={"approver": "Hà"}, headers=auth
+    )
+    assert same.status_code == 409 and same.json()["code"] == "second_person_required"
+    ok = client.post(
+        f"/api/v1/corrections/{req['id']}/approve", json={"approver": "Minh"}, headers=auth
+    )
+    assert ok.status_code == 200 and ok.json()["state"] == "applied"
+    again = client.post(
+        "/api/v1/closes", json={"date": TODAY(), "actor": "Kế toán Hà"}, headers=auth
+    ).json()
+    assert again["version"] == 2, again
+    assert again["status"] == "clean", again["breaks"]
+    got = client.get(f"/api/v1/closes/{TODAY()}", headers=auth).json()
+    assert got["version"] == 2
+    doc = client.get(f"/api/v1/closes/{TODAY()}/document", headers=auth)
+    assert doc.status_code == 200 and b"Signature" in doc.content
+
+    report = client.get("/api/v1/reports/revenue", params={"from": TODAY()}, headers=auth).json()
+    assert report["treasury"]["collected"] == 6000
+    assert report["by_clerk"][0]["key"] == "Lan"
+    csv_ = client.get(
+        "/api/v1/reports/revenue", params={"from": TODAY(), "format": "csv"}, headers=auth
+    )
+    assert csv_.status_code == 200 and "treasury" in csv_.text
+    xlsx = client.get(
+        "/api/v1/reports/revenue", params={"from": TODAY(), "format": "xlsx"}, headers=auth
+    )
+    assert xlsx.content[:2] == b"PK"
+    pdf = client.get(
+        "/api/v1/reports/revenue", params={"from": TODAY(), "format": "pdf"}, headers=auth
+    )
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    path = tmp_path / "rev.pdf"
+    path.write_bytes(pdf.content)
+    import shutil
+
+    if shutil.which("pdfsig"):
+        out = subprocess.run(
+            ["pdfsig", str(path)], capture_output=True, text=True, check=False
+        ).stdout
+        assert "Signature is Valid" in out
+    future = client.post("/api/v1/closes", json={"date": "2099-01-01", "actor": "x"}, headers=auth)
+    assert future.status_code == 422 and future.json()["code"] == "day_in_future"
