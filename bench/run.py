@@ -9,10 +9,15 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from bench import bench_http, bench_pdf, bench_signing
+from bench import bench_http, bench_issue, bench_pdf, bench_signing
 from bench.common import Table, machine
 
-SUITES = {"signing": bench_signing.run, "pdf": bench_pdf.run, "http": bench_http.run}
+SUITES = {
+    "signing": bench_signing.run,
+    "pdf": bench_pdf.run,
+    "issue": bench_issue.run,
+    "http": bench_http.run,
+}
 
 
 def main() -> None:
