@@ -59,7 +59,7 @@ SERVER_SETTINGS = {"max_wal_size": "8GB"}  # fewer checkpoints while loading; no
 
 # the day, in SQL: order/line i = 1..m (m = n + k); orders n+1..m have no receipt; statement
 # lines j = 1..m + k, line j ≤ m pays order j, lines above m match no order
-AMOUNT = "(2000 * (1 + {i} % 50))::bigint"
+AMOUNT = "(2000 * (1 + {i} %% 50))::bigint"
 PAID_AT = "(%(start)s::timestamptz + make_interval(secs => ({i} - 1) * %(step)s))"
 MISSING_FROM_SUMMARY, AMOUNT_DIFFERS = 1, 2  # i % BREAK_EVERY of the receipts concerned
 
@@ -290,8 +290,9 @@ def check_close(n: int, report: dict[str, Any]) -> None:
                 f"{kind}: found {len(got)}, injected {len(exp)} "
                 f"({len(got - exp)} unexpected, {len(exp - got)} missed)"
             )
-    if len(report["breaks"]) != sum(len(v) for v in want.values()):
-        problems.append(f"{len(report['breaks'])} breaks reported, duplicates among them")
+    injected = sum(len(v) for v in want.values())
+    if len(report["breaks"]) != injected:
+        problems.append(f"{len(report['breaks'])} breaks reported, {injected} injected")
     totals = report["totals"]
     amounts = [2000 * (1 + i % 50) for i in range(1, m + 1)]
     receipts_total = sum(amounts[:n]) + 1000 * len(want["amount_mismatch"])
@@ -346,23 +347,22 @@ def close_child(url: str, agency_id: str, day: str, explain: int) -> None:
     seconds = time.perf_counter() - t0
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     close = result.close
+    sql_seconds, n_statements = sum(s[0] for s in statements), len(statements)
     timed = sorted(statements, key=lambda s: s[0], reverse=True)
+    selects = [s for s in timed if s[1].lstrip().upper().startswith("SELECT")]
     plans = []
     with engine.connect() as conn:
-        for _, statement, parameters in timed[:explain]:
-            if statement.lstrip().upper().startswith("SELECT"):
-                rows = conn.exec_driver_sql(
-                    "EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters
-                ).all()
-                plans.append({"statement": statement, "plan": "\n".join(r[0] for r in rows)})
+        for _, statement, parameters in selects[:explain]:
+            rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+            plans.append({"statement": statement, "plan": "\n".join(r[0] for r in rows)})
     engine.dispose()
     print(
         json.dumps(
             {
                 "seconds": seconds,
-                "sql_seconds": sum(s[0] for s in statements),
-                "statements": len(statements),
-                "slowest": [[t, " ".join(s.split())[:150]] for t, s, _ in timed[:6]],
+                "sql_seconds": sql_seconds,
+                "statements": n_statements,
+                "slowest": [[t, " ".join(s.split())[:150]] for t, s, _ in timed],
                 "plans": plans,
                 "rss_before_kib": rss_before,
                 "rss_peak_kib": rss_peak,
@@ -471,6 +471,12 @@ def run(table: Table, sizes: tuple[int, ...] = DEFAULT_SIZES, *, show_plans: boo
             stack.callback(signal.signal, signal.SIGTERM, previous)
         say("starting PostgreSQL on 127.0.0.1 ...")
         pg = stack.enter_context(PostgresServer(settings=SERVER_SETTINGS))
+        with pg.connect(autocommit=True) as conn:
+            shown = {
+                name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+                for name in ("server_version", "shared_buffers", "work_mem", "jit")
+            }
+        say("PostgreSQL " + ", ".join(f"{k} {v}" for k, v in shown.items()))
         for n in sorted(sizes):
             report, join, _ = one_size(pg, n, explain=2)
             results[n] = (report, join)
@@ -498,7 +504,7 @@ def run(table: Table, sizes: tuple[int, ...] = DEFAULT_SIZES, *, show_plans: boo
             f"{t_ratio:.1f}x",
             f"{j_ratio:.1f}x",
             f"{t_ratio / j_ratio:.2f}",
-            f"≤ {GOAL_SCALING * factor / 10:.0f}x",
+            f"≤ {GOAL_SCALING * factor / 10:g}x",
         )
     say(f"close suite done in {time.monotonic() - started:.0f} s")
 

@@ -150,9 +150,9 @@ class PaymentOrder(Base):
     vietqr_payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None, index=True)
     payment_method: Mapped[str | None] = mapped_column(String(16), default=None)
-    receipt_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    receipt_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     receipt_error: Mapped[str | None] = mapped_column(String(500), default=None)
     collected_by: Mapped[str | None] = mapped_column(String(255), default=None)
     """Who took the money at the counter (cash), for the clerk's till and per-clerk reports."""
@@ -242,7 +242,7 @@ class BankCredit(Base):
     account_number: Mapped[str] = mapped_column(String(32))
     amount: Mapped[int] = mapped_column(BigInteger)
     memo: Mapped[str] = mapped_column(Text)
-    booked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    booked_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     order_id: Mapped[str | None] = mapped_column(
         ForeignKey("payment_orders.id"), default=None, index=True
     )

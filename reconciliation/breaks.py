@@ -135,7 +135,9 @@ def find_breaks(
         )
     credited = (
         select(BankCredit.order_id, func.sum(BankCredit.amount).label("credited"))
-        .where(BankCredit.agency_id == agency_id, BankCredit.order_id.is_not(None))
+        .join(PaymentOrder, PaymentOrder.id == BankCredit.order_id)
+        # Only the day's paid orders: history must not make the close slower every day.
+        .where(BankCredit.agency_id == agency_id, paid_in_day)
         .group_by(BankCredit.order_id)
         .subquery()
     )
