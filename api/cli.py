@@ -240,6 +240,59 @@ def sandbox_tax_authority(
     run_sandbox(port, folder, trusted_ca_path=trusted_ca, receiver_code=settings.tax_receiver_code)
 
 
+tax_app = typer.Typer(no_args_is_help=True, help="The tax authority (TDiep messages)")
+app.add_typer(tax_app, name="tax")
+
+
+@tax_app.command("register")
+def tax_register(
+    agency: Annotated[str, typer.Option(help="Agency code")],
+    tax_authority_name: Annotated[
+        str, typer.Option("--tax-authority-name", help="e.g. Chi cục Thuế khu vực …")
+    ],
+) -> None:
+    """Send the registration 01/ĐKTĐ-CTĐT (receipt types, data route, certificate)."""
+    from payments.agencies import agency_by_code
+    from reconciliation.notices import register_agency
+    from reconciliation.service import tax_client
+    from settings.db import session_scope
+    from signing.keys import load_key_source
+
+    settings = settings_or_fail()
+    client = tax_client(settings)
+    if client is None:
+        fail("no tax-authority endpoint configured (MOTCUA_TAX_AUTHORITY_URL)")
+    with session_scope() as session:
+        row = agency_by_code(session, agency)
+        if not row.signing_key_ref:
+            fail(f"agency {agency} has no signing key")
+        ack = register_agency(
+            row,
+            load_key_source(row.signing_key_ref),
+            settings,
+            client,
+            tax_authority_name=tax_authority_name,
+            templates=(row.receipt_template,),
+        )
+    typer.echo(f"registration {ack.message_id}: {ack.outcome.value}")
+    if not ack.succeeded:
+        raise typer.Exit(1)
+
+
+@tax_app.command("send-notices")
+def tax_send_notices() -> None:
+    """Send queued 04/SS-CTĐT error notices (the scheduler does this every few minutes)."""
+    from reconciliation.notices import send_error_notices
+    from reconciliation.service import tax_client
+    from settings.db import session_factory
+
+    settings = settings_or_fail()
+    client = tax_client(settings)
+    if client is None:
+        fail("no tax-authority endpoint configured (MOTCUA_TAX_AUTHORITY_URL)")
+    typer.echo(str(send_error_notices(session_factory(), settings, client)))
+
+
 @app.command()
 def close(
     agency: Annotated[str, typer.Option(help="Agency code")],

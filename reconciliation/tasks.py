@@ -20,7 +20,7 @@ from settings.config import get_settings
 from settings.db import session_scope, utcnow
 from settings.worker import celery_app
 
-__all__ = ["close_due", "resend_summaries"]
+__all__ = ["close_due", "resend_summaries", "send_error_notices_task"]
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +77,15 @@ def resend_summaries() -> None:
             agency = session.get(Agency, agency_id)
             if agency is not None:
                 resolve_pending(session, agency, day, client, now=utcnow())
+
+
+@celery_app.task(name="reconciliation.send_error_notices")  # type: ignore[untyped-decorator]
+def send_error_notices_task() -> dict[str, int]:
+    settings = get_settings()
+    client = tax_client(settings)
+    if client is None:
+        return {}
+    from reconciliation.notices import send_error_notices
+    from settings.db import session_factory
+
+    return send_error_notices(session_factory(), settings, client)

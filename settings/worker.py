@@ -54,6 +54,7 @@ def make_celery() -> Celery:
             "deliver-callbacks": {"task": "payments.deliver_callbacks", "schedule": 5.0},
             "receipt-emails": {"task": "payments.send_receipt_emails", "schedule": 30.0},
             "close-due": {"task": "reconciliation.close_due", "schedule": 300.0},
+            "error-notices": {"task": "reconciliation.send_error_notices", "schedule": 300.0},
             "resend-summaries": {"task": "reconciliation.resend_summaries", "schedule": 300.0},
         },
         timezone="UTC",

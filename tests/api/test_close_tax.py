@@ -190,3 +190,54 @@ def test_close_and_revenue_over_http(
         assert "Signature is Valid" in out
     future = client.post("/api/v1/closes", json={"date": "2099-01-01", "actor": "x"}, headers=auth)
     assert future.status_code == 422 and future.json()["code"] == "day_in_future"
+
+
+def test_error_notice_and_registration_reach_the_sandbox(
+    client: TestClient, auth: dict[str, str], demo: Settings, sandbox: str
+) -> None:
+    order = create(client, auth, "notice-1").json()
+    sepay(client, 6000, order["reference"])
+    receipt = client.get(f"/api/v1/payment-orders/{order['id']}", headers=auth).json()["receipt"]
+    notice = client.post(
+        "/api/v1/receipts/error-notices",
+        headers=auth,
+        json={
+            "receipt_ids": [receipt["id"]],
+            "reason": "Sai địa chỉ người nộp",
+            "actor": "Lan",
+            "tax_authority_name": "Thuế cơ sở 1 tỉnh Mẫu Sơn",
+        },
+    )
+    assert notice.status_code == 201, notice.text
+    sent = subprocess.run(
+        [MOTCUA, "tax", "send-notices"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert "'acknowledged': 1" in sent.stdout, sent.stdout
+    status = client.get(
+        f"/api/v1/receipts/error-notices/{notice.json()['id']}", headers=auth
+    ).json()
+    assert status["status"] == "acknowledged"
+    reg = subprocess.run(
+        [
+            MOTCUA,
+            "tax",
+            "register",
+            "--agency",
+            "DEMO-HUYEN",
+            "--tax-authority-name",
+            "Thuế cơ sở 1 tỉnh Mẫu Sơn",
+        ],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert reg.returncode == 0, reg.stdout + reg.stderr
+    assert "accepted" in reg.stdout
