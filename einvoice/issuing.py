@@ -29,7 +29,7 @@ from einvoice.receipt_xml import build_receipt_xml, signed_id_for, validate_rece
 from settings.db import utcnow
 from signing.certs import check_signing_certificate
 from signing.keys import KeySource
-from signing.xmldsig import sign_enveloped
+from signing.xmldsig_fast import sign_enveloped_fast
 
 __all__ = ["find_receipt", "issue_receipt", "new_verify_code"]
 
@@ -96,7 +96,9 @@ def issue_receipt(
         notes=request.notes,
     )
     root = build_receipt_xml(doc)
-    signed = sign_enveloped(root, signed_id=signed_id_for(doc), key=key, signing_time=now, tz=zone)
+    signed = sign_enveloped_fast(
+        root, signed_id=signed_id_for(doc), key=key, signing_time=now, tz=zone, copy=False
+    )
     validate_receipt_xml(signed)
     xml = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
     receipt = Receipt(
