@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from api import problems
+from api import observability, problems
 from api.routes import (
     bankfeeds,
     callbacks,
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     problems.install(app)
+    observability.install(app, engine)
 
     @app.middleware("http")
     async def limit_body(
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await call_next(request)
 
     app.include_router(health.router)
+    app.include_router(observability.router)
     app.include_router(orders.router)
     app.include_router(bankfeeds.router)
     app.include_router(exceptions.router)
