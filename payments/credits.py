@@ -2,8 +2,9 @@
 
 Matching is deliberately strict: the transfer reference must be found in the memo (despite
 bank mangling) and the amount must be exact; the account must be the agency's own. Anything
-else is recorded with a ``match_status`` naming why, for staff to resolve (issue 4 builds the
-exceptions queue on top of these statuses).
+else is recorded with a ``match_status`` naming why and opens an item in the exceptions queue
+(:mod:`payments.exceptions`) for staff to resolve. Only an exact match links a credit to an
+order; an under-payment awaiting a top-up completes the order when the rest arrives.
 """
 
 from __future__ import annotations

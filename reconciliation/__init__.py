@@ -1,4 +1,5 @@
-"""The daily close (bank ↔ payments ↔ receipts ↔ tax summary).
+"""The daily close: bank credits ↔ payments ↔ receipts ↔ the tax authority's summary.
 
-UNFINISHED: built by issue 5; nothing lives here yet.
+Reads ``payments`` and ``einvoice``; sends what the tax authority still lacks through
+``einvoice.tax_authority``; never edits a payment or a receipt (corrections are events).
 """
