@@ -21,6 +21,7 @@ from api.routes import (
     sandbox,
     verify,
 )
+from api.staff import routes as staff_routes
 from settings.config import Profile, Settings, get_settings
 from settings.db import engine_for
 from settings.logging import configure_logging
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(receipts.router)
     app.include_router(verify.router)
     app.include_router(pay.router)
+    app.include_router(staff_routes.router)
     if settings.sandboxes_on:
         app.include_router(sandbox.router)
     return app

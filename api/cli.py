@@ -318,6 +318,39 @@ def close(
         raise typer.Exit(1)
 
 
+staff_app = typer.Typer(no_args_is_help=True, help="Staff accounts (clerk, accountant, admin)")
+app.add_typer(staff_app, name="staff")
+
+
+@staff_app.command("add")
+def staff_add(
+    agency: Annotated[str, typer.Option(help="Agency code")],
+    username: Annotated[str, typer.Option()],
+    display_name: Annotated[str, typer.Option("--display-name")],
+    roles: Annotated[str, typer.Option(help="Comma-separated: clerk, accountant, admin")],
+) -> None:
+    """Create a staff account; the password is read from MOTCUA_NEW_STAFF_PASSWORD or prompted."""
+    from api.staff import create_staff
+    from payments.agencies import agency_by_code
+    from settings.db import session_scope
+
+    settings_or_fail()
+    password = os.environ.get("MOTCUA_NEW_STAFF_PASSWORD") or typer.prompt(
+        "Mật khẩu / Password", hide_input=True, confirmation_prompt=True
+    )
+    with session_scope() as session:
+        row = agency_by_code(session, agency)
+        staff = create_staff(
+            session,
+            row.id,
+            username,
+            display_name,
+            password,
+            [r.strip() for r in roles.split(",") if r.strip()],
+        )
+        typer.echo(f"staff {staff.username} ({staff.roles}) created for agency {agency}")
+
+
 @app.command()
 def demo() -> None:
     """Seed a sample agency, catalogue, client and bank-feed key (embedded profile; re-runnable)."""

@@ -120,6 +120,7 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
 
 def load_all_models() -> MetaData:
     """Imports every package's models so the shared metadata is complete (Alembic, tests)."""
+    import api.staff.models  # noqa: F401
     import einvoice.models  # noqa: F401
     import payments.callback_models
     import payments.models  # noqa: F401
