@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from payments.errors import InvalidInput
 from payments.models import Agency, BankEvent
 
-__all__ = ["NormalisedCredit", "SepayPayload", "journal_sepay", "normalise"]
+__all__ = ["NormalisedCredit", "SepayPayload", "journal_sepay", "normalise", "seen_again"]
 
 
 class SepayPayload(BaseModel):
@@ -56,11 +56,7 @@ def journal_sepay(session: Session, agency: Agency, raw: bytes) -> tuple[BankEve
     dedup = str(payload.id)
     existing = _find(session, agency.id, "sepay", dedup)
     if existing is not None:
-        session.execute(
-            update(BankEvent)
-            .where(BankEvent.id == existing.id)
-            .values(duplicates=BankEvent.duplicates + 1)
-        )
+        seen_again(session, existing)
         return existing, False
     event = BankEvent(agency_id=agency.id, source="sepay", dedup_key=dedup, raw=raw)
     try:
@@ -70,8 +66,18 @@ def journal_sepay(session: Session, agency: Agency, raw: bytes) -> tuple[BankEve
         # A concurrent retry of the same notification won the insert: same event.
         found = _find(session, agency.id, "sepay", dedup)
         assert found is not None
+        seen_again(session, found)
         return found, False
     return event, True
+
+
+def seen_again(session: Session, event: BankEvent) -> None:
+    """Counts a re-delivery (retries, or racing twins that lost the insert) on the journal row."""
+    session.execute(
+        update(BankEvent)
+        .where(BankEvent.id == event.id)
+        .values(duplicates=BankEvent.duplicates + 1)
+    )
 
 
 def _find(session: Session, agency_id: str, source: str, dedup: str) -> BankEvent | None:

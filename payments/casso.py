@@ -40,11 +40,11 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from payments.bankfeeds import NormalisedCredit
+from payments.bankfeeds import NormalisedCredit, seen_again
 from payments.errors import InvalidInput, Unauthorized
 from payments.models import Agency, BankEvent
 
@@ -349,11 +349,7 @@ def journal_casso(session: Session, agency: Agency, raw: bytes) -> tuple[BankEve
     dedup = casso_dedup_key(payload)
     existing = _find(session, agency.id, dedup)
     if existing is not None:
-        session.execute(
-            update(BankEvent)
-            .where(BankEvent.id == existing.id)
-            .values(duplicates=BankEvent.duplicates + 1)
-        )
+        seen_again(session, existing)
         return existing, False
     event = BankEvent(agency_id=agency.id, source=SOURCE, dedup_key=dedup, raw=raw)
     try:
@@ -363,6 +359,7 @@ def journal_casso(session: Session, agency: Agency, raw: bytes) -> tuple[BankEve
         # A concurrent retry of the same notification won the insert: same event.
         found = _find(session, agency.id, dedup)
         assert found is not None
+        seen_again(session, found)
         return found, False
     return event, True
 
