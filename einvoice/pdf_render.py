@@ -40,14 +40,18 @@ Decisions:
 * **Deterministic bytes**: reportlab's ``invariant`` mode fixes the creation date and document ID,
   so the same input gives the same PDF (cacheable, golden-testable) in any process.
 
-Fonts: DejaVu Sans and DejaVu Sans Bold (Bitstream Vera licence, DejaVu changes public domain;
-``einvoice/fonts/README.md`` and ``LICENSE.txt``) are shipped in ``einvoice/fonts`` and
-registered with reportlab once per process; reportlab embeds in each PDF only the subset of glyphs
-it uses (about 15 KB per font here), so Vietnamese prints and extracts correctly anywhere.
+Fonts: Vietnamese subsets of DejaVu Sans and DejaVu Sans Bold (DejaVu fonts licence: Bitstream
+Vera, Arev, DejaVu changes in the public domain; ``einvoice/fonts/README.md`` and ``LICENSE.txt``)
+are shipped in ``einvoice/fonts`` and registered with reportlab once per process; reportlab
+embeds in each PDF only the glyphs that PDF uses, so Vietnamese prints and extracts (pdftotext,
+copy-paste, screen readers: every subset has a ToUnicode map) correctly anywhere.
 
-Speed: fonts are parsed once per process and the QR is one vector path of run-length rectangles
-(not reportlab's QR widget, which draws module by module), which keeps a receipt to roughly 10 ms
-(performance.md: 90-98 PDFs/s per process).
+Speed (about 10 ms a receipt, 90-100 PDFs/s per process on the 2-vCPU machines of
+performance.md): fonts are parsed once per process and pre-subset to 67 KB; all of a page's text
+is one text object with font and colour switched only when they change; the QR is one vector
+path of run-length rectangles, not reportlab's QR widget. What remains is mostly segno choosing
+the QR mask (≈3 ms, kept: the standard's mask choice is what makes a symbol easy to scan), font
+subsetting and zlib.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ from einvoice.receipt_xml import RECEIPT_NAME, ParsedLine, ParsedReceipt
 __all__ = [
     "FONT_BOLD",
     "FONT_DIR",
+    "FONT_LOCK",
     "FONT_REGULAR",
     "PAGE_SIZE",
     "PAYMENT_METHOD_LABELS",
@@ -95,20 +100,22 @@ _RIGHT: Final = _PAGE_W - _MARGIN
 _CONTENT_W: Final = _RIGHT - _LEFT
 
 _STAMP_BLUE: Final = (0.05, 0.25, 0.6)
-SIGNATURE_BOX: Final = (211.5, 72.0, 391.5, 144.0)
+SIGNATURE_BOX: Final = (211.5, 64.0, 391.5, 124.0)
 """``(x1, y1, x2, y2)`` in PDF points on page 0 (origin bottom-left): where the PAdES signer draws
 its visible stamp ("Ký bởi: … / Ngày ký: …").
 
-180 × 72 pt (63.5 × 25.4 mm), flush with the right margin, above the verification caption and
-the legal note. Only a thin frame is drawn here, and the caption "Đơn vị thu tiền" sits above it,
-so nothing of ours is under the stamp. The same rectangle on every receipt, so a signer can be
-configured once (pyHanko: ``SigFieldSpec(..., on_page=0, box=SIGNATURE_BOX)``).
+180 × 60 pt (63.5 × 21.2 mm: three lines of a 7.5 pt stamp with room to spare), flush with
+the right margin, above the verification caption and the legal note. Only a thin frame is drawn
+here (plus ``stamp_lines`` when the caller asks :func:`render_receipt_pdf` to draw the stamp), and
+the caption "Đơn vị thu tiền" sits above it, so nothing else of ours is under the stamp. The
+same rectangle on every receipt, so a signer can be configured once (pyHanko:
+``SigFieldSpec(..., on_page=0, box=SIGNATURE_BOX)``).
 """
 
-QR_BOX: Final = (28.0, 68.0, 108.0, 148.0)
+QR_BOX: Final = (28.0, 60.0, 104.0, 136.0)
 """``(x1, y1, x2, y2)`` of the QR code on page 0, its 4-module quiet zone included."""
 
-_FOOTER_TOP: Final = 180.0
+_FOOTER_TOP: Final = 156.0
 """Page 0's body stops here; below are the signature caption and box, the QR and the notes."""
 
 _LEADING: Final = 1.25
@@ -128,6 +135,18 @@ _FONT_FILES: Final = {FONT_REGULAR: "DejaVuSans-vi.ttf", FONT_BOLD: "DejaVuSans-
 
 _fonts_lock = threading.Lock()
 _fonts_registered = False
+
+FONT_LOCK: Final = threading.RLock()
+"""Hold it while drawing *and saving* any reportlab document that uses :data:`FONT_REGULAR` or
+:data:`FONT_BOLD` (``render_receipt_pdf`` does; other users such as report exports must too).
+
+reportlab's registered TrueType fonts are process-wide objects and not thread-safe: each saved
+document cuts its font subset by seeking in the one shared font file (``TTFontFile.makeSubset``),
+so two documents saved at once by two threads swap glyph data or fail with ``IndexError``
+(reproduced by ``test_threads_render_the_same_bytes``). FastAPI runs plain ``def`` endpoints in
+a thread pool, so that happens under load. Rendering is pure Python, serialised by the GIL
+anyway, so the lock costs no throughput; use processes to scale.
+"""
 
 
 def register_fonts() -> None:
@@ -272,6 +291,35 @@ def _set_fill(canvas: Any, color: _RGB) -> None:
     canvas.setFillColorRGB(*color)
 
 
+class _Painter:
+    """One page being drawn: graphics go straight to the canvas, text into one text object.
+
+    All of a page's text is one ``BT … ET`` drawn last (over the shading), with font and colour
+    set only when they change, instead of a text object, font and colour per string as
+    ``drawString`` writes them: a smaller content stream and fewer reportlab calls.
+    """
+
+    def __init__(self, canvas: Any) -> None:
+        self.canvas = canvas
+        self._text = canvas.beginText()
+        self._font: tuple[str, float] | None = None
+        self._color: _RGB | None = None
+
+    def string(self, x: float, y: float, text: str, style: _Style) -> None:
+        if self._font != (style.font, style.size):
+            self._text.setFont(style.font, style.size)
+            self._font = (style.font, style.size)
+        if self._color != style.color:
+            self._text.setFillColorRGB(*style.color)
+            self._color = style.color
+        self._text.setTextOrigin(x, y)
+        self._text.textOut(text)
+
+    def finish(self) -> None:
+        """Draw the page's text; call once, after all graphics of the page."""
+        self.canvas.drawText(self._text)
+
+
 @dataclass(frozen=True, slots=True)
 class _Para:
     """Wrapped text placed at ``x`` within ``width``, aligned left, centre or right."""
@@ -285,7 +333,7 @@ class _Para:
     def height(self) -> float:
         return sum(line.height for line in self.lines)
 
-    def draw(self, canvas: Any, top: float) -> None:
+    def draw(self, painter: _Painter, top: float) -> None:
         y = top
         for line in self.lines:
             baseline = y - line.size
@@ -296,9 +344,7 @@ class _Para:
             else:
                 x0 = self.x
             for dx, text, style in line.pieces:
-                canvas.setFont(style.font, style.size)
-                _set_fill(canvas, style.color)
-                canvas.drawString(x0 + dx, baseline, text)
+                painter.string(x0 + dx, baseline, text, style)
             y -= line.height
 
 
@@ -319,7 +365,7 @@ class _Block:
     """A horizontal band of the body: its height and how to paint it below a given top."""
 
     height: float
-    paint: Callable[[Any, float], None]
+    paint: Callable[[_Painter, float], None]
     space: bool = False
     """Vertical space only: dropped at the top of a page."""
     header: _Block | None = None
@@ -327,15 +373,15 @@ class _Block:
 
 
 def _space(height: float) -> _Block:
-    return _Block(height, lambda canvas, top: None, space=True)
+    return _Block(height, lambda painter, top: None, space=True)
 
 
 def _paras_block(paras: Sequence[_Para], *, pad: float = 0.0) -> _Block:
     """Paragraphs side by side (columns) sharing one top; as tall as the tallest."""
 
-    def paint(canvas: Any, top: float) -> None:
+    def paint(painter: _Painter, top: float) -> None:
         for para in paras:
-            para.draw(canvas, top - pad)
+            para.draw(painter, top - pad)
 
     return _Block(max(p.height for p in paras) + 2 * pad, paint)
 
@@ -458,9 +504,9 @@ def _title_block(receipt: ParsedReceipt) -> _Block:
         "center",
     )
 
-    def paint(canvas: Any, top: float) -> None:
-        _rule(canvas, top - 2)
-        title.draw(canvas, top - 8)
+    def paint(painter: _Painter, top: float) -> None:
+        _rule(painter.canvas, top - 2)
+        title.draw(painter, top - 8)
 
     return _Block(title.height + 8, paint)
 
@@ -468,14 +514,15 @@ def _title_block(receipt: ParsedReceipt) -> _Block:
 def _status_block(note: str) -> _Block:
     """A status such as "replaced by …", boxed in red under the title so no one misses it."""
     pad = 5.0
-    para = _para([(note, _vi(10.5, bold=True, color=_RED))], _LEFT + pad, _CONTENT_W - 2 * pad)
+    para = _para([(note, _vi(10, bold=True, color=_RED))], _LEFT + pad, _CONTENT_W - 2 * pad)
     para = _Para(para.lines, para.x, para.width, "center")
 
-    def paint(canvas: Any, top: float) -> None:
+    def paint(painter: _Painter, top: float) -> None:
+        canvas = painter.canvas
         canvas.setStrokeColorRGB(*_RED)
         canvas.setLineWidth(1.5)
         canvas.rect(_LEFT, top - para.height - 2 * pad, _CONTENT_W, para.height + 2 * pad)
-        para.draw(canvas, top - pad)
+        para.draw(painter, top - pad)
 
     return _Block(para.height + 2 * pad, paint)
 
@@ -495,7 +542,19 @@ def _payer_blocks(receipt: ParsedReceipt) -> list[_Block]:
     rows.append(
         _field("Hình thức thanh toán", "Payment method", _payment_method(receipt.payment_method))
     )
-    rows.append(_field("Mã tham chiếu thanh toán", "Payment reference", receipt.payment_reference))
+    rows.append(
+        _field(
+            "Mã tham chiếu thanh toán",
+            "Payment reference",
+            [
+                (receipt.payment_reference, _vi(8, bold=True)),
+                ("   Đơn vị tiền tệ", _vi(8)),
+                (" (Currency)", _en(6.5)),
+                (": ", _vi(8)),
+                ("VND", _vi(8, bold=True)),
+            ],
+        )
+    )
     if receipt.replaces:
         rows.append(
             [
@@ -504,13 +563,13 @@ def _payer_blocks(receipt: ParsedReceipt) -> list[_Block]:
                 (f" (This receipt replaces receipt {receipt.replaces})", _en(6.5)),
             ]
         )
-    return [_paras_block([_para(runs, _LEFT, _CONTENT_W)], pad=1.0) for runs in rows]
+    return [_paras_block([_para(runs, _LEFT, _CONTENT_W)], pad=0.5) for runs in rows]
 
 
 # Table columns: STT | fee or charge | quantity × unit price | amount.
 _COL_NO_W: Final = 22.0
 _COL_QTY_W: Final = 82.0
-_COL_AMOUNT_W: Final = 70.0
+_COL_AMOUNT_W: Final = 76.0
 _COL_NAME_W: Final = _CONTENT_W - _COL_NO_W - _COL_QTY_W - _COL_AMOUNT_W
 _X_NAME: Final = _LEFT + _COL_NO_W
 _X_QTY: Final = _X_NAME + _COL_NAME_W
@@ -554,12 +613,12 @@ def _table_header_block() -> _Block:
     ]
     height = max(c.height for c in cells) + 2 * _CELL_PAD
 
-    def paint(canvas: Any, top: float) -> None:
-        _set_fill(canvas, _SHADE)
-        canvas.rect(_LEFT, top - height, _CONTENT_W, height, stroke=0, fill=1)
+    def paint(painter: _Painter, top: float) -> None:
+        _set_fill(painter.canvas, _SHADE)
+        painter.canvas.rect(_LEFT, top - height, _CONTENT_W, height, stroke=0, fill=1)
         for cell in cells:
-            cell.draw(canvas, top - _CELL_PAD)
-        _rule(canvas, top - height, width=0.8)
+            cell.draw(painter, top - _CELL_PAD)
+        _rule(painter.canvas, top - height, width=0.8)
 
     return _Block(height, paint)
 
@@ -605,11 +664,11 @@ def _line_block(index: int, line: ParsedLine, header: _Block) -> _Block:
     cells_h = max(c.height for c in cells) + _CELL_PAD
     height = cells_h + words.height + _CELL_PAD
 
-    def paint(canvas: Any, top: float) -> None:
+    def paint(painter: _Painter, top: float) -> None:
         for cell in cells:
-            cell.draw(canvas, top - _CELL_PAD)
-        words.draw(canvas, top - cells_h)
-        _rule(canvas, top - height, width=0.4)
+            cell.draw(painter, top - _CELL_PAD)
+        words.draw(painter, top - cells_h)
+        _rule(painter.canvas, top - height, width=0.4)
 
     return _Block(height, paint, header=header)
 
@@ -624,12 +683,12 @@ def _total_blocks(receipt: ParsedReceipt) -> list[_Block]:
     amount = _cell([(_money(receipt.total), _vi(10, bold=True))], _X_AMOUNT, _COL_AMOUNT_W, "right")
     row_h = max(label.height, amount.height) + 2 * _CELL_PAD
 
-    def paint_row(canvas: Any, top: float) -> None:
-        _set_fill(canvas, _SHADE)
-        canvas.rect(_LEFT, top - row_h, _CONTENT_W, row_h, stroke=0, fill=1)
-        label.draw(canvas, top - _CELL_PAD)
-        amount.draw(canvas, top - _CELL_PAD)
-        _rule(canvas, top - row_h, width=0.8)
+    def paint_row(painter: _Painter, top: float) -> None:
+        _set_fill(painter.canvas, _SHADE)
+        painter.canvas.rect(_LEFT, top - row_h, _CONTENT_W, row_h, stroke=0, fill=1)
+        label.draw(painter, top - _CELL_PAD)
+        amount.draw(painter, top - _CELL_PAD)
+        _rule(painter.canvas, top - row_h, width=0.8)
 
     words = receipt.total_in_words or amount_in_words(receipt.total)
     return [
@@ -643,20 +702,6 @@ def _total_blocks(receipt: ParsedReceipt) -> list[_Block]:
                     _CONTENT_W,
                 )
             ]
-        ),
-        _paras_block(
-            [
-                _para(
-                    _field(
-                        "Đơn vị tiền tệ",
-                        "Currency",
-                        [("VND", _vi(8, bold=True)), (" (đồng Việt Nam)", _vi(8))],
-                    ),
-                    _LEFT,
-                    _CONTENT_W,
-                )
-            ],
-            pad=1.0,
         ),
     ]
 
@@ -672,11 +717,11 @@ def _notes_blocks(receipt: ParsedReceipt) -> list[_Block]:
 
 
 def _body_blocks(receipt: ParsedReceipt, status_note: str | None) -> list[_Block]:
-    blocks = [_header_block(receipt), _space(6), _title_block(receipt), _space(6)]
+    blocks = [_header_block(receipt), _space(4), _title_block(receipt), _space(4)]
     if status_note and status_note.strip():
-        blocks += [_status_block(status_note), _space(6)]
+        blocks += [_status_block(status_note), _space(4)]
     blocks += _payer_blocks(receipt)
-    blocks.append(_space(6))
+    blocks.append(_space(5))
     header = _table_header_block()
     blocks.append(header)
     blocks += [_line_block(i, line, header) for i, line in enumerate(receipt.lines, start=1)]
@@ -755,26 +800,32 @@ def _draw_qr(canvas: Any, url: str) -> None:
     canvas.drawPath(path, stroke=0, fill=1)
 
 
+def _fit_size(text: str, font: str, size: float, width: float) -> float:
+    """``size``, or smaller so that ``text`` fits one line of ``width``: a code must not wrap."""
+    natural = float(pdfmetrics.stringWidth(text, font, size))
+    return size if natural <= width else size * width / natural
+
+
 def _draw_footer(
-    canvas: Any,
+    painter: _Painter,
     receipt: ParsedReceipt,
     verify_url: str,
     signer_name: str | None,
     stamp_lines: Sequence[str] = (),
 ) -> None:
     """Page 0's fixed bottom: signature caption and box, QR, verification caption, legal note."""
+    canvas = painter.canvas
     sx1, sy1, sx2, sy2 = SIGNATURE_BOX
     _rule(canvas, _FOOTER_TOP - 4)
 
     caption: list[_Run] = [
         ("ĐƠN VỊ THU TIỀN", _vi(8, bold=True)),
-        ("\n", _vi(8)),
-        ("Collecting organisation – digital signature", _en(6.5)),
+        (" (Collecting organisation)", _en(6.5)),
     ]
     if signer_name and signer_name.strip():
         caption += [("\n", _vi(8)), (signer_name, _vi(7.5, bold=True))]
     above = _para(caption, sx1, sx2 - sx1, "center")
-    above.draw(canvas, sy2 + 4 + above.height)
+    above.draw(painter, sy2 + 3 + above.height)
 
     canvas.setStrokeColorRGB(*_RULE_GREY)
     canvas.setLineWidth(0.6)
@@ -786,26 +837,28 @@ def _draw_footer(
                 runs.append(("\n", _vi(7.5)))
             runs.append((line, _vi(7.5, bold=i == 0, color=_STAMP_BLUE)))
         stamp = _para(runs, sx1 + 6, sx2 - sx1 - 12)
-        stamp.draw(canvas, sy2 - (sy2 - sy1 - stamp.height) / 2)
+        stamp.draw(painter, sy2 - (sy2 - sy1 - stamp.height) / 2)
 
     _draw_qr(canvas, verify_url)
     _, qy1, qx2, qy2 = QR_BOX
+    column_x = qx2 + 2
+    column_w = sx1 - column_x - 6
     middle: list[_Run] = []
     if receipt.verify_code:
+        code_size = _fit_size(receipt.verify_code, FONT_BOLD, 8.5, column_w)
         middle += [
             ("Mã tra cứu", _vi(7, bold=True)),
+            (" (Verification code)", _en(6)),
             ("\n", _vi(7)),
-            ("Verification code", _en(6)),
-            ("\n", _vi(7)),
-            (receipt.verify_code, _vi(8.5, bold=True)),
+            (receipt.verify_code, _vi(code_size, bold=True)),
             ("\n", _vi(7)),
         ]
     middle += [
         ("Quét mã QR để tra cứu biên lai gốc đã ký số", _vi(6.5)),
         (" (Scan to check the signed original)", _en(6)),
     ]
-    text = _para(middle, qx2 + 2, sx1 - qx2 - 8)
-    text.draw(canvas, qy2 - (qy2 - qy1 - text.height) / 2)
+    text = _para(middle, column_x, column_w)
+    text.draw(painter, qy2 - (qy2 - qy1 - text.height) / 2)
 
     verify = _fit_para(
         [("Tra cứu / Verify: ", _vi(7, bold=True)), (verify_url, _vi(7))],
@@ -813,19 +866,19 @@ def _draw_footer(
         _CONTENT_W,
         min_scale=0.75,
     )
-    verify.draw(canvas, qy1 - 1)
+    verify.draw(painter, qy1 - 1)
     note = _para([(_LEGAL_NOTE_VI, _vi(6.5)), (_LEGAL_NOTE_EN, _en(6))], _LEFT, _CONTENT_W)
-    note.draw(canvas, qy1 - 2 - verify.height)
+    note.draw(painter, qy1 - 2 - verify.height)
 
 
-def _draw_page_label(canvas: Any, index: int, count: int) -> None:
+def _draw_page_label(painter: _Painter, index: int, count: int) -> None:
     label = _para(
         [(f"Trang {index + 1}/{count}", _vi(6.5)), (f" (Page {index + 1} of {count})", _en(6))],
         _LEFT,
         _CONTENT_W,
         "right",
     )
-    label.draw(canvas, _PAGE_H - _MARGIN + 14)
+    label.draw(painter, _PAGE_H - _MARGIN + 14)
 
 
 def render_receipt_pdf(
@@ -856,23 +909,46 @@ def render_receipt_pdf(
     continuation = _continuation_para(receipt)
     pages = _paginate(_body_blocks(receipt, status_note), continuation.height + 8)
 
+    with FONT_LOCK:
+        return _draw_document(receipt, pages, continuation, verify_url, signer_name, stamp_lines)
+
+
+def _draw_document(
+    receipt: ParsedReceipt,
+    pages: Sequence[Sequence[tuple[float, _Block]]],
+    continuation: _Para,
+    verify_url: str,
+    signer_name: str | None,
+    stamp_lines: Sequence[str],
+) -> bytes:
+    """The reportlab part of :func:`render_receipt_pdf`; the caller holds :data:`FONT_LOCK`."""
     buffer = BytesIO()
-    canvas = Canvas(buffer, pagesize=PAGE_SIZE, invariant=1, pageCompression=1)
+    # initialFontName: otherwise every page selects Helvetica, an unembedded font reference.
+    canvas = Canvas(
+        buffer,
+        pagesize=PAGE_SIZE,
+        invariant=1,
+        pageCompression=1,
+        initialFontName=FONT_REGULAR,
+        initialFontSize=8,
+    )
     canvas.setTitle(f"{RECEIPT_NAME} {receipt.template} {receipt.series} số {receipt.number}")
     canvas.setAuthor(receipt.collector_name)
     canvas.setSubject(f"{RECEIPT_NAME} / Receipt for fees and charges")
     canvas.setCreator("motcua-pay einvoice.pdf_render")
     for index, placed in enumerate(pages):
+        painter = _Painter(canvas)
         if index:
             top = _PAGE_H - _MARGIN
-            continuation.draw(canvas, top)
+            continuation.draw(painter, top)
             _rule(canvas, top - continuation.height - 3)
         for top, block in placed:
-            block.paint(canvas, top)
+            block.paint(painter, top)
         if index == 0:
-            _draw_footer(canvas, receipt, verify_url, signer_name, stamp_lines)
+            _draw_footer(painter, receipt, verify_url, signer_name, stamp_lines)
         if len(pages) > 1:
-            _draw_page_label(canvas, index, len(pages))
+            _draw_page_label(painter, index, len(pages))
+        painter.finish()
         canvas.showPage()
     canvas.save()
     return buffer.getvalue()

@@ -16,7 +16,7 @@ from openpyxl.styles import Font
 from reportlab.lib.pagesizes import A4  # type: ignore[import-untyped]
 from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]
 
-from einvoice.pdf_render import FONT_BOLD, FONT_REGULAR, register_fonts
+from einvoice.pdf_render import FONT_BOLD, FONT_LOCK, FONT_REGULAR, register_fonts
 from reconciliation.revenue import RevenueReport, RevenueRow
 from settings.db import utcnow
 from signing.keys import KeySource
@@ -106,42 +106,43 @@ def revenue_pdf(
     zone: ZoneInfo,
     now: datetime | None = None,
 ) -> bytes:
-    register_fonts()
-    buf = io.BytesIO()
-    c = Canvas(buf, pagesize=A4, invariant=1)
-    _, height = A4
-    y = height - 50
+    with FONT_LOCK:  # reportlab's font objects are shared by the whole process
+        register_fonts()
+        buf = io.BytesIO()
+        c = Canvas(buf, pagesize=A4, invariant=1)
+        _, height = A4
+        y = height - 50
 
-    def line(text: str, *, size: float = 9, bold: bool = False, x: float = 40) -> None:
-        nonlocal y
-        if y < 60:
-            c.showPage()
-            y = height - 50
-        c.setFont(FONT_BOLD if bold else FONT_REGULAR, size)
-        c.drawString(x, y, text)
-        y -= size + 5
+        def line(text: str, *, size: float = 9, bold: bool = False, x: float = 40) -> None:
+            nonlocal y
+            if y < 60:
+                c.showPage()
+                y = height - 50
+            c.setFont(FONT_BOLD if bold else FONT_REGULAR, size)
+            c.drawString(x, y, text)
+            y -= size + 5
 
-    start = report.start.astimezone(zone).strftime("%d/%m/%Y %H:%M")
-    end = report.end.astimezone(zone).strftime("%d/%m/%Y %H:%M")
-    line("BÁO CÁO THU PHÍ, LỆ PHÍ / REVENUE FROM FEES AND CHARGES", size=13, bold=True)
-    line(f"{agency_name} — MST {tax_code}", size=10)
-    line(f"Kỳ báo cáo / Period: {start} – {end} ({zone.key})")
-    for section, title in _SECTIONS:
+        start = report.start.astimezone(zone).strftime("%d/%m/%Y %H:%M")
+        end = report.end.astimezone(zone).strftime("%d/%m/%Y %H:%M")
+        line("BÁO CÁO THU PHÍ, LỆ PHÍ / REVENUE FROM FEES AND CHARGES", size=13, bold=True)
+        line(f"{agency_name} — MST {tax_code}", size=10)
+        line(f"Kỳ báo cáo / Period: {start} – {end} ({zone.key})")
+        for section, title in _SECTIONS:
+            y -= 6
+            line(title, size=10, bold=True)
+            for r in _rows(report, section):
+                line(
+                    f"{r.label[:60]}  ×{r.count}   {_vnd(r.amount)} đ   "
+                    f"để lại {_vnd(r.retained)}   nộp NSNN {_vnd(r.to_budget)}",
+                    size=8.5,
+                    x=50,
+                )
         y -= 6
-        line(title, size=10, bold=True)
-        for r in _rows(report, section):
-            line(
-                f"{r.label[:60]}  ×{r.count}   {_vnd(r.amount)} đ   để lại {_vnd(r.retained)}   "
-                f"nộp NSNN {_vnd(r.to_budget)}",
-                size=8.5,
-                x=50,
-            )
-    y -= 6
-    line("Nộp Kho bạc Nhà nước / Due to the State Treasury", size=10, bold=True)
-    for name, value in report.treasury_totals().items():
-        line(f"{name}: {_vnd(value)} đ", size=9, x=50)
-    c.showPage()
-    c.save()
+        line("Nộp Kho bạc Nhà nước / Due to the State Treasury", size=10, bold=True)
+        for name, value in report.treasury_totals().items():
+            line(f"{name}: {_vnd(value)} đ", size=9, x=50)
+        c.showPage()
+        c.save()
     return sign_pdf(
         buf.getvalue(),
         key,
