@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
 
 from api import observability, problems
+from api.pages import PAGE_ROUTERS
+from api.pages.web import STATIC_DIR
 from api.routes import (
     bankfeeds,
     callbacks,
@@ -89,6 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(verify.router)
     app.include_router(pay.router)
     app.include_router(staff_routes.router)
+    for page_router in PAGE_ROUTERS:
+        app.include_router(page_router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     if settings.sandboxes_on:
         app.include_router(sandbox.router)
     return app

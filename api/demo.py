@@ -12,6 +12,7 @@ from importlib import resources
 from sqlalchemy import select
 
 from api.keysetup import dev_init
+from api.staff import StaffAccount, create_staff
 from payments.agencies import AgencyInput, add_agency
 from payments.catalog import import_catalog
 from payments.credentials import hash_key
@@ -19,7 +20,14 @@ from payments.models import ApiClient, BankFeedCredential
 from settings.config import Settings
 from settings.db import session_scope
 
-__all__ = ["DEMO_AGENCY", "DEMO_API_KEY", "DEMO_SEPAY_KEY", "seed"]
+__all__ = [
+    "DEMO_AGENCY",
+    "DEMO_API_KEY",
+    "DEMO_SEPAY_KEY",
+    "DEMO_STAFF",
+    "DEMO_STAFF_PASSWORD",
+    "seed",
+]
 
 DEMO_AGENCY = AgencyInput(
     code="DEMO-HUYEN",
@@ -36,6 +44,14 @@ DEMO_API_KEY = "mcp_demo_0000000000000000000000000000"
 DEMO_CALLBACK_SECRET = "whsec_demo_00000000000000000000000000"  # noqa: S105
 DEMO_SEPAY_KEY = "sepay_demo_000000000000000000000000"
 CATALOG_FROM = date(2026, 1, 1)
+DEMO_STAFF_PASSWORD = "motcua-demo-2026"  # noqa: S105 - published in the README, demo only
+DEMO_STAFF: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("thuquy", "Trần Thị Thu (cán bộ một cửa)", ("clerk",)),
+    ("ketoan", "Lê Văn Kế (kế toán)", ("accountant",)),
+    ("ketoan2", "Phạm Thị Toán (kế toán, người duyệt)", ("accountant",)),
+    ("quantri", "Hoàng Văn Trị (quản trị)", ("admin",)),
+)
+"""One account per role, and a second accountant for the four-eyes approvals."""
 
 
 def seed(settings: Settings) -> str:
@@ -70,6 +86,14 @@ def seed(settings: Settings) -> str:
                     agency_id=agency.id, provider="sepay", key_hash=hash_key(DEMO_SEPAY_KEY)
                 )
             )
+        for username, display_name, roles in DEMO_STAFF:
+            exists = session.scalar(
+                select(StaffAccount.id).where(StaffAccount.username == username)
+            )
+            if exists is None:
+                create_staff(
+                    session, agency.id, username, display_name, DEMO_STAFF_PASSWORD, roles
+                )
     path, _ = dev_init(settings, DEMO_AGENCY.code)
     base = settings.public_base_url.rstrip("/")
     return f"""Demo data ready (dữ liệu mẫu đã sẵn sàng)
@@ -79,6 +103,8 @@ items ({result.fees_unchanged} unchanged)
   signing key   {path} (development certificate, NOT legally valid)
   API key       {DEMO_API_KEY}
   SePay key     {DEMO_SEPAY_KEY}
+  staff         {", ".join(u for u, _, _ in DEMO_STAFF)} (password {DEMO_STAFF_PASSWORD}) at \
+{base}/staff/login
 
 Try it (see README "Try the fee flow"):
   curl -s -X POST {base}/api/v1/payment-orders -H 'Authorization: Bearer {DEMO_API_KEY}' \\

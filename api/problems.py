@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from settings.errors import ProblemError
@@ -60,7 +60,13 @@ def problem_from(exc: ProblemError) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
-    async def _problem(_request: Request, exc: ProblemError) -> JSONResponse:
+    async def _problem(request: Request, exc: ProblemError) -> Response:
+        from api.pages.web import LoginRequired, error_page, wants_page
+
+        if wants_page(request):
+            if isinstance(exc, LoginRequired) and request.method == "GET":
+                return exc.login_redirect(request)
+            return error_page(request, exc)
         return problem_from(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -92,8 +98,15 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code, vi, en = _HTTP_CODES.get(exc.status_code, ("http_error", "Lỗi", "Error"))
+        from api.pages.web import error_page, wants_page
+
+        if wants_page(request):
+            page_exc = ProblemError(
+                str(exc.detail), code=code, status=exc.status_code, title_vi=vi, title_en=en
+            )
+            return error_page(request, page_exc)
         return problem(exc.status_code, code, vi, str(exc.detail), title_en=en, headers=exc.headers)
 
     @app.exception_handler(Exception)

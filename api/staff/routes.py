@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
 
 from api import problems
 from api.deps import EngineDep, SettingsDep, unit_of_work
+from api.pages.web import render, safe_next
 from api.staff.deps import COOKIE_NAME, ClockDep, CsrfStaffDep, StaffDep
 from api.staff.sessions import (
     ABSOLUTE_TIMEOUT,
@@ -23,7 +22,6 @@ from api.staff.sessions import (
 __all__ = ["router"]
 
 router = APIRouter(prefix="/staff", tags=["staff"])
-templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 
 HOME = "/staff/"
 LOGIN = "/staff/login"
@@ -57,7 +55,15 @@ def _client_ip(request: Request) -> str | None:
 
 @router.get("/login", response_class=HTMLResponse, summary="Staff sign-in form")
 def login_form(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "staff_login.html", {"error": None})
+    return render(
+        request,
+        "staff_login.html",
+        {
+            "error": None,
+            "next": safe_next(request.query_params.get("next"), ""),
+            "expired": request.query_params.get("expired") == "1",
+        },
+    )
 
 
 @router.post("/login", summary="Sign in; sets the session cookie and redirects to /staff/")
@@ -68,6 +74,7 @@ def login(
     engine: EngineDep,
     settings: SettingsDep,
     clock: ClockDep,
+    next_path: Annotated[str, Form(alias="next", max_length=2000)] = "",
 ) -> Response:
     """No CSRF token here (there is no session yet); the audit row commits even on failure."""
     ip = _client_ip(request)
@@ -85,15 +92,18 @@ def login(
             else None
         )
         if _wants_html(request):
-            return templates.TemplateResponse(
+            return render(
                 request,
                 "staff_login.html",
-                {"error": f"{vi} / {en}", "username": username},
+                {"error": f"{vi} / {en}", "username": username, "next": safe_next(next_path, "")},
                 status_code=status,
                 headers=headers,
             )
         return problems.problem(status, code, vi, detail, title_en=en, headers=headers)
-    response = RedirectResponse(HOME, status_code=303)
+    target = safe_next(next_path, HOME)
+    if not target.startswith("/staff/"):
+        target = HOME
+    response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE_NAME,
         token,

@@ -85,7 +85,7 @@ def _seed_staff(settings: Settings) -> None:
         assert agency is not None
         other = add_agency(session, replace(DEMO_AGENCY, code="KHAC-XA", name="UBND xã Khác"))
         create_staff(session, agency.id, "Clerk.An", "Nguyễn Văn An", PASSWORD, ["clerk"])
-        create_staff(session, agency.id, "ketoan", "Trần Thị Bình", PASSWORD, ["accountant"])
+        create_staff(session, agency.id, "ketoan.binh", "Trần Thị Bình", PASSWORD, ["accountant"])
         create_staff(session, other.id, "xa.khac", "Lê Văn Cường", PASSWORD, ["clerk"])
 
 
@@ -142,8 +142,10 @@ def test_staff_tables_match_migration(database_url: str) -> None:
 def test_login_form_is_bilingual(staff_client: TestClient) -> None:
     page = staff_client.get("/staff/login")
     assert page.status_code == 200
-    assert "Đăng nhập" in page.text and "Sign in" in page.text
+    assert "Đăng nhập cán bộ" in page.text and "Mật khẩu" in page.text
     assert 'name="username"' in page.text and 'type="password"' in page.text
+    english = staff_client.get("/staff/login?lang=en")
+    assert "Staff sign-in" in english.text and "Password" in english.text
 
 
 def test_sign_in_sets_a_safe_cookie_and_me_works(staff_client: TestClient, demo: Settings) -> None:
@@ -327,13 +329,13 @@ def test_role_check(staff_client: TestClient) -> None:
     assert refused.status_code == 403
     assert refused.json()["code"] == "staff_forbidden"
     staff_client.cookies.clear()
-    _login(staff_client, "ketoan")
-    assert staff_client.get("/staff/_test/accounting").json() == {"ok": "ketoan"}
+    _login(staff_client, "ketoan.binh")
+    assert staff_client.get("/staff/_test/accounting").json() == {"ok": "ketoan.binh"}
 
 
 def test_other_agency_object_is_hidden(staff_client: TestClient) -> None:
     _login(staff_client)
-    assert staff_client.get("/staff/_test/colleague/ketoan").json() == {"username": "ketoan"}
+    assert staff_client.get("/staff/_test/colleague/ketoan.binh").json() == {"username": "ketoan.binh"}
     hidden = staff_client.get("/staff/_test/colleague/xa.khac")
     assert hidden.status_code == 404
     assert staff_client.get("/staff/_test/colleague/nobody").status_code == 404
