@@ -53,8 +53,16 @@ def problem(
 
 
 def problem_from(exc: ProblemError) -> JSONResponse:
+    retry_after = (exc.extra or {}).get("retry_after")
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return problem(
-        exc.status, exc.code, exc.title_vi, exc.detail, title_en=exc.title_en, extra=exc.extra
+        exc.status,
+        exc.code,
+        exc.title_vi,
+        exc.detail,
+        title_en=exc.title_en,
+        extra=exc.extra,
+        headers=headers,
     )
 
 

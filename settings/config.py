@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     order_ttl_minutes: int = Field(default=24 * 60, ge=5, description="Payment order lifetime")
     max_order_amount: int = Field(default=500_000_000, gt=0, description="VND, per order")
     max_body_bytes: int = Field(default=1_000_000, gt=0)
+    rate_limit_lookup_per_minute: int = Field(
+        default=20, ge=1, description="Public receipt look-ups per client IP per minute"
+    )
+    rate_limit_sign_in_per_minute: int = Field(
+        default=10, ge=1, description="Staff sign-in attempts per client IP per minute"
+    )
     task_eager: bool = Field(
         default=False, description="Run background tasks inline (tests and one-off scripts)"
     )
