@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import observability, problems
 from api.pages import PAGE_ROUTERS
@@ -25,6 +27,7 @@ from api.routes import (
     verify,
 )
 from api.staff import routes as staff_routes
+from payments.order_intake import OrderIntake
 from settings.config import Profile, Settings, get_settings
 from settings.db import engine_for
 from settings.logging import configure_logging
@@ -34,11 +37,66 @@ UPLOAD_LIMITS = {"/api/v1/verify": 5_000_000}
 """Routes that take documents may exceed the default body limit (the route checks again)."""
 
 
+class BodyLimitMiddleware:
+    """413 for bodies over the limit, declared (Content-Length) or streamed (chunked).
+
+    Plain ASGI rather than ``@app.middleware("http")``, whose per-request task groups cost
+    more than the order fast path itself.
+    """
+
+    def __init__(self, app: ASGIApp, default_limit: int) -> None:
+        self.app = app
+        self.default_limit = default_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = UPLOAD_LIMITS.get(scope["path"], self.default_limit)
+        length = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value.decode("latin-1")
+                break
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _too_large(limit)(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise StarletteHTTPException(
+                        413, f"request bodies are limited to {limit} bytes"
+                    )
+            return message
+
+        await self.app(scope, counting_receive if length is None else receive, send)
+
+
+def _too_large(limit: int) -> Response:
+    return problems.problem(
+        413,
+        "payload_too_large",
+        "Dữ liệu gửi lên quá lớn",
+        f"request bodies are limited to {limit} bytes",
+        title_en="Payload too large",
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = (settings or get_settings()).check()
     configure_logging(settings.log_level)
     configure(celery_app, settings)
     engine = engine_for(settings.effective_database_url)
+    intake = (
+        OrderIntake(settings.effective_database_url)
+        if engine.dialect.name == "postgresql"
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,7 +104,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from api.startup import refuse_development_keys
 
             refuse_development_keys(engine)
-        yield
+        if intake is not None:
+            await intake.open()
+        try:
+            yield
+        finally:
+            if intake is not None:
+                await intake.close()
 
     app = FastAPI(
         title="motcua-pay",
@@ -61,24 +125,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.order_intake = intake
     problems.install(app)
-    observability.install(app, engine)
+    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes)
+    observability.install(app, engine)  # outermost: 413s get request ids and headers too
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        limit = UPLOAD_LIMITS.get(request.url.path, settings.max_body_bytes)
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return problems.problem(
-                413,
-                "payload_too_large",
-                "Dữ liệu gửi lên quá lớn",
-                f"request bodies are limited to {limit} bytes",
-                title_en="Payload too large",
-            )
-        return await call_next(request)
 
     app.include_router(health.router)
     app.include_router(observability.router)

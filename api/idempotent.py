@@ -23,6 +23,17 @@ from payments import idempotency
 Action = Callable[[Session], tuple[int, dict[str, Any]]]
 
 
+def request_digest(body: BaseModel | None) -> str:
+    """The hash remembered with a key: of the parsed body, so JSON spacing or key order in a
+    retry does not count as "another body"."""
+    canonical = json.dumps(
+        body.model_dump(mode="json") if body is not None else None,
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return idempotency.body_hash(canonical.encode())
+
+
 def run_idempotent(
     engine: Engine,
     *,
@@ -39,12 +50,7 @@ def run_idempotent(
             status, payload = action(session)
         return JSONResponse(payload, status_code=status)
     key = idempotency.check_key(key)
-    canonical = json.dumps(
-        body.model_dump(mode="json") if body is not None else None,
-        sort_keys=True,
-        ensure_ascii=False,
-    )
-    digest = idempotency.body_hash(canonical.encode())
+    digest = request_digest(body)
     replayed: tuple[int, dict[str, Any]] | None = None
     try:
         with unit_of_work(engine) as session:

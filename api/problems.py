@@ -66,7 +66,70 @@ def problem_from(exc: ProblemError) -> JSONResponse:
     )
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details with a stable `code` (see contract.md).",
+    "type": "object",
+    "required": ["type", "title", "status", "code", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string", "description": "Vietnamese title"},
+        "title_en": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Makes the OpenAPI document tell the truth about 422 answers (issue 7, fuzzing).
+
+    FastAPI declares its own ``HTTPValidationError`` shape for every 422, but this service
+    answers with problem+json (below); clients generated from the document, and the schema
+    conformance fuzzing, would otherwise expect a body that never comes.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        schemas = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas:
+            del schemas["HTTPValidationError"]
+            schemas["Problem"] = PROBLEM_SCHEMA
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                answer = (
+                    operation.get("responses", {}).get("422")
+                    if isinstance(operation, dict)
+                    else None
+                )
+                if answer is not None:
+                    answer["description"] = "Validation error (problem+json)"
+                    answer["content"] = {
+                        PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _document_problems(app)
+
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
         from api.pages.web import LoginRequired, error_page, wants_page

@@ -26,9 +26,12 @@ __all__ = [
     "PricedLine",
     "fee_item_on",
     "import_catalog",
+    "line_amount",
     "parse_catalog",
     "price_line",
     "procedure_by_code",
+    "reprice_fee",
+    "validate_quantity",
 ]
 
 COLUMNS = (
@@ -288,19 +291,29 @@ class PricedLine:
     exemption_legal_basis: str | None
 
 
+def validate_quantity(fee_code: str, quantity: int) -> None:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise InvalidInput(f"quantity of {fee_code} must be a positive whole number")
+    if quantity > 100_000:
+        raise InvalidInput(f"quantity of {fee_code} is implausibly large")
+
+
+def line_amount(
+    unit_price: int, quantity: int, max_amount: int | None, exemption: tuple[str, str] | None
+) -> int:
+    """quantity × unit price, capped per line; an exempt line is 0 (and is still recorded)."""
+    if exemption is not None:
+        return 0
+    amount = quantity * unit_price
+    return min(amount, max_amount) if max_amount is not None else amount
+
+
 def price_line(
     item: FeeItem, quantity: int, exemption: tuple[str, str] | None = None
 ) -> PricedLine:
-    """quantity × unit price, capped per line; an exemption makes it 0 and is still recorded."""
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-        raise InvalidInput(f"quantity of {item.code} must be a positive whole number")
-    if quantity > 100_000:
-        raise InvalidInput(f"quantity of {item.code} is implausibly large")
-    amount = quantity * item.amount
-    if item.max_amount is not None:
-        amount = min(amount, item.max_amount)
-    if exemption is not None:
-        amount = 0
+    """One priced order line; the arithmetic is :func:`line_amount`, shared with the SQL path."""
+    validate_quantity(item.code, quantity)
+    amount = line_amount(item.amount, quantity, item.max_amount, exemption)
     return PricedLine(
         item=item,
         quantity=quantity,
@@ -309,3 +322,71 @@ def price_line(
         exemption_category=exemption[0] if exemption else None,
         exemption_legal_basis=exemption[1] if exemption else None,
     )
+
+
+def reprice_fee(
+    session: Session, agency: Agency, fee_item_id: str, amount: int, *, effective_from: date
+) -> tuple[FeeItem, FeeItem]:
+    """A new price for one fee item from ``effective_from``, as a new row; returns (old, new).
+
+    The price in force is closed the day before, never edited, so orders priced earlier keep
+    their lines and the catalogue still says what applied on any past day. Only the latest
+    version of an item can be repriced, and only from a day after it started: anything else
+    would make two prices overlap. The caller decides how early ``effective_from`` may be.
+    """
+    item = session.get(FeeItem, fee_item_id)
+    if item is None or item.procedure.agency_id != agency.id:
+        raise UnknownFee(
+            "Khoản thu không có trong danh mục của đơn vị / "
+            f"fee item {fee_item_id!r} is not in this agency's catalogue"
+        )
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_VND:
+        raise InvalidInput(
+            f"Mức thu phải là số nguyên đồng từ 0 đến {MAX_VND} / "
+            f"amount must be a whole number of VND between 0 and {MAX_VND}"
+        )
+    if item.max_amount is not None and amount > item.max_amount:
+        raise InvalidInput(
+            f"Mức thu {amount} vượt mức tối đa {item.max_amount} của khoản thu; muốn đổi mức "
+            f"tối đa hãy nhập tệp danh mục / amount {amount} is above the item's cap of "
+            f"{item.max_amount} per line; import a catalogue file to change the cap"
+        )
+    latest = session.scalar(
+        select(FeeItem)
+        .where(FeeItem.procedure_id == item.procedure_id, FeeItem.code == item.code)
+        .order_by(FeeItem.effective_from.desc())
+        .limit(1)
+    )
+    if latest is None or latest.id != item.id or item.effective_to is not None:
+        later = latest.effective_from if latest else "?"
+        raise InvalidInput(
+            f"Khoản thu {item.code} đã có mức thu sau (từ {later}); hãy sửa mức đó / "
+            f"fee {item.code} has a later price (from {later}); reprice that one"
+        )
+    if effective_from <= item.effective_from:
+        raise InvalidInput(
+            f"Khoản thu {item.code} đã có mức thu từ {item.effective_from}; hãy chọn ngày "
+            f"hiệu lực sau đó / fee {item.code} already has a price from "
+            f"{item.effective_from}; choose a later effective date"
+        )
+    if amount == item.amount:
+        raise InvalidInput(
+            f"Khoản thu {item.code} đang có đúng mức {amount} đồng / "
+            f"fee {item.code} already costs {amount} VND"
+        )
+    item.effective_to = effective_from - timedelta(days=1)
+    new = FeeItem(
+        procedure_id=item.procedure_id,
+        code=item.code,
+        kind=item.kind,
+        name=item.name,
+        amount=amount,
+        unit=item.unit,
+        max_amount=item.max_amount,
+        retention_percent=item.retention_percent,
+        legal_basis=item.legal_basis,
+        effective_from=effective_from,
+    )
+    session.add(new)
+    session.flush()
+    return item, new

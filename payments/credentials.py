@@ -20,6 +20,7 @@ from payments.errors import InvalidInput, Unauthorized
 from payments.models import Agency, ApiClient, BankFeedCredential
 
 __all__ = [
+    "BANK_FEED_PREFIX_LENGTH",
     "PROVIDERS",
     "IssuedClient",
     "add_bank_feed",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 PROVIDERS = ("sepay", "casso")
+BANK_FEED_PREFIX_LENGTH = 6
+"""Characters of a bank-feed key kept in clear to tell keys apart (of 43: nothing to guess)."""
 
 
 def hash_key(key: str) -> str:
@@ -101,6 +104,7 @@ def add_bank_feed(
         agency_id=agency.id,
         provider=provider,
         key_hash=hash_key(key),
+        key_prefix=key[:BANK_FEED_PREFIX_LENGTH],
         # Casso signs requests with the key, so it must be kept; SePay only presents it.
         secret=key if provider == "casso" else None,
     )

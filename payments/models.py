@@ -83,6 +83,8 @@ class BankFeedCredential(Base):
     agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"))
     provider: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str | None] = mapped_column(String(16), default=None)
+    """The key's first characters, so an admin can tell keys apart (None before 0011)."""
     secret: Mapped[str | None] = mapped_column(String(128), default=None)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from pathlib import Path
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from api.deps import EngineDep, SettingsDep, unit_of_work
+from api.pages.web import render
 from einvoice.amount_words import amount_in_words
 from einvoice.errors import FileTooLarge
 from einvoice.lifecycle import original_content
@@ -39,7 +38,6 @@ from payments.presenters import iso, receipt_links
 __all__ = ["router"]
 
 router = APIRouter(tags=["verification"])
-templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 
 _CODE_SHAPE: Final = re.compile(r"^[A-Z2-7]{8,32}$")
 """Verify codes are base32 (``einvoice.issuing.new_verify_code``); anything else is a 404."""
@@ -132,7 +130,7 @@ def verify(
 
 @router.get("/verify", response_class=HTMLResponse, summary="Page to verify a receipt file")
 def verify_page(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "verify.html", {})
+    return render(request, "verify.html", {})
 
 
 def _mask_name(name: str) -> str:
@@ -196,9 +194,7 @@ def public_page(code: str, request: Request, engine: EngineDep) -> HTMLResponse:
                 check = result_json(result, "")
                 check["signing_time_display"] = _local_time_display(result.signing_time)
     if receipt is None:
-        return templates.TemplateResponse(
+        return render(
             request, "receipt_public.html", {"receipt": None, "check": None}, status_code=404
         )
-    return templates.TemplateResponse(
-        request, "receipt_public.html", {"receipt": receipt, "check": check}
-    )
+    return render(request, "receipt_public.html", {"receipt": receipt, "check": check})

@@ -6,7 +6,14 @@ from the API-key authentication in :mod:`api.deps`, which serves machine clients
 
 from __future__ import annotations
 
-from api.staff.models import Role, StaffAccount, StaffSession, StaffSignIn
+from api.staff.models import Role, StaffAccount, StaffAdminEvent, StaffSession, StaffSignIn
 from api.staff.sessions import create_staff
 
-__all__ = ["Role", "StaffAccount", "StaffSession", "StaffSignIn", "create_staff"]
+__all__ = [
+    "Role",
+    "StaffAccount",
+    "StaffAdminEvent",
+    "StaffSession",
+    "StaffSignIn",
+    "create_staff",
+]

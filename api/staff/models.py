@@ -10,13 +10,14 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from settings.db import Base, UTCDateTime, utcnow
 
-__all__ = ["Role", "StaffAccount", "StaffSession", "StaffSignIn"]
+__all__ = ["Role", "StaffAccount", "StaffAdminEvent", "StaffSession", "StaffSignIn"]
 
 
 def _new_id() -> str:
@@ -90,3 +91,25 @@ class StaffSignIn(Base):
     success: Mapped[bool] = mapped_column(Boolean)
     outcome: Mapped[str] = mapped_column(String(16))
     ip: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class StaffAdminEvent(Base):
+    """Every change an agency admin makes (accounts, catalogue, keys), append-only.
+
+    ``detail`` holds what changed (roles before and after, old and new price, a key's prefix)
+    and never a password or key: those are shown once and exist nowhere else in clear.
+    ``actor_username`` is copied, not joined, so the trail still reads after renames.
+    """
+
+    __tablename__ = "staff_admin_events"
+    __table_args__ = (Index("ix_staff_admin_events_agency_at", "agency_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"))
+    actor_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    actor_username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    target_kind: Mapped[str] = mapped_column(String(24))
+    target_id: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from api import problems
 from api.deps import EngineDep, SettingsDep, unit_of_work
 from api.pages.web import render, safe_next
+from api.ratelimit import rate_limit
 from api.staff.deps import COOKIE_NAME, ClockDep, CsrfStaffDep, StaffDep
 from api.staff.sessions import (
     ABSOLUTE_TIMEOUT,
@@ -66,7 +67,13 @@ def login_form(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/login", summary="Sign in; sets the session cookie and redirects to /staff/")
+@router.post(
+    "/login",
+    summary="Sign in; sets the session cookie and redirects to /staff/",
+    # Per client IP, before the form is read: one address cannot sweep many usernames
+    # (the per-username lock-out in api.staff.sessions does not see that pattern).
+    dependencies=[Depends(rate_limit("sign_in", "rate_limit_sign_in_per_minute"))],
+)
 def login(
     request: Request,
     username: Annotated[str, Form(max_length=200)],

@@ -14,12 +14,12 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from api.staff.models import Role, StaffAccount, StaffSession, StaffSignIn
+from api.staff.models import Role, StaffAccount, StaffAdminEvent, StaffSession, StaffSignIn
 from api.staff.passwords import (
     check_password_rules,
     hash_password,
@@ -35,17 +35,25 @@ __all__ = [
     "IDLE_TIMEOUT",
     "LOCKOUT_THRESHOLD",
     "LOCKOUT_WINDOW",
+    "SelfLockout",
     "SignInResult",
     "StaffAccountError",
     "attempt_sign_in",
     "close_session",
     "create_staff",
     "delete_session",
+    "generate_password",
     "hash_session_id",
     "is_locked",
+    "last_sign_ins",
     "load_session",
     "normalize_username",
     "open_session",
+    "record_admin_event",
+    "reset_password",
+    "revoke_sessions",
+    "set_active",
+    "set_roles",
 ]
 
 IDLE_TIMEOUT = timedelta(hours=8)
@@ -230,3 +238,140 @@ def close_session(session: Session, token: str) -> None:
 def delete_session(session: Session, id_hash: str) -> None:
     """Signs out by stored hash (what request handlers know once the cookie was checked)."""
     session.execute(delete(StaffSession).where(StaffSession.id_hash == id_hash))
+
+
+# --- Account administration (the agency admin pages) -------------------------------------
+
+
+class SelfLockout(StaffAccountError):
+    code = "staff_self_lockout"
+    status = 409
+    title_vi = "Không thể tự khóa quyền quản trị của chính mình"
+    title_en = "You cannot lock yourself out of administration"
+
+
+_PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # noqa: S105 - an alphabet
+"""No 0/o, 1/l/i: a generated password is read off a screen and typed by a colleague."""
+
+
+def generate_password() -> str:
+    """16 random characters (≈ 79 bits) in four groups, e.g. ``k7mq-x2pa-9rdw-hc3e``."""
+    chars = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(16))
+    return "-".join(chars[i : i + 4] for i in range(0, 16, 4))
+
+
+def revoke_sessions(session: Session, staff_id: str) -> int:
+    """Signs a member out everywhere (disabled account, new password); returns how many."""
+    result = session.execute(delete(StaffSession).where(StaffSession.staff_id == staff_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _roles_of(roles: Iterable[str | Role]) -> list[Role]:
+    try:
+        role_set = sorted({Role(r) for r in roles})
+    except ValueError as exc:
+        raise StaffAccountError(
+            f"Vai trò không hợp lệ / unknown role; use {', '.join(r.value for r in Role)}"
+        ) from exc
+    if not role_set:
+        raise StaffAccountError("Cần ít nhất một vai trò / at least one role is required")
+    return role_set
+
+
+def set_roles(
+    session: Session, account: StaffAccount, roles: Iterable[str | Role], *, actor_id: str
+) -> tuple[str, str]:
+    """Replaces an account's roles; returns (before, after) for the audit trail.
+
+    An admin may not drop their own admin role: the agency could be left with no one able to
+    give it back (only the CLI on the server could).
+    """
+    role_set = _roles_of(roles)
+    if account.id == actor_id and Role.ADMIN not in role_set:
+        raise SelfLockout(
+            "Bạn không thể bỏ vai trò quản trị của chính mình / "
+            "you cannot remove your own admin role"
+        )
+    before = account.roles
+    account.roles = " ".join(r.value for r in role_set)
+    session.flush()
+    return before, account.roles
+
+
+def set_active(session: Session, account: StaffAccount, active: bool, *, actor_id: str) -> None:
+    """Disables (signing the member out at once) or re-enables an account; never oneself."""
+    if account.id == actor_id and not active:
+        raise SelfLockout(
+            "Bạn không thể vô hiệu hóa tài khoản của chính mình / "
+            "you cannot disable your own account"
+        )
+    account.active = active
+    if not active:
+        revoke_sessions(session, account.id)
+    session.flush()
+
+
+def reset_password(
+    session: Session, account: StaffAccount, password: str | None, *, actor_id: str
+) -> str | None:
+    """Sets a new password (the given one, or a generated one which is returned, to be shown
+    once) and signs the member out everywhere, so whoever knew the old one is locked out.
+
+    Resetting one's own password here is refused: it would end the admin's own session.
+    """
+    if account.id == actor_id:
+        raise SelfLockout(
+            "Không thể tự đặt lại mật khẩu của mình tại đây / "
+            "you cannot reset your own password here"
+        )
+    generated = None
+    if not password:
+        password = generated = generate_password()
+    check_password_rules(password, username=account.username)
+    account.password_hash = hash_password(password)
+    revoke_sessions(session, account.id)
+    session.flush()
+    return generated
+
+
+def last_sign_ins(session: Session, usernames: Iterable[str]) -> dict[str, datetime]:
+    """The last successful sign-in of each username that has one."""
+    names = list(usernames)
+    if not names:
+        return {}
+    rows = session.execute(
+        select(StaffSignIn.username, func.max(StaffSignIn.at))
+        .where(StaffSignIn.username.in_(names), StaffSignIn.outcome == "ok")
+        .group_by(StaffSignIn.username)
+    )
+    return {name: at for name, at in rows if at is not None}
+
+
+def record_admin_event(
+    session: Session,
+    *,
+    agency_id: str,
+    actor_id: str | None,
+    actor_username: str,
+    action: str,
+    target_kind: str,
+    target_id: str,
+    detail: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> StaffAdminEvent:
+    """Appends one audit row in the caller's transaction: the change and its record commit
+    together or not at all. ``detail`` must never carry a password or key."""
+    event = StaffAdminEvent(
+        agency_id=agency_id,
+        actor_id=actor_id,
+        actor_username=actor_username,
+        action=action,
+        target_kind=target_kind,
+        target_id=target_id,
+        detail=dict(detail or {}),
+    )
+    if now is not None:
+        event.at = now
+    session.add(event)
+    session.flush()
+    return event

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from api_flow import create, sepay
+from api_flow import count, create, sepay
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from staff_flow import sign_in
 
-from payments.agencies import agency_by_code
+from api.demo import DEMO_AGENCY, DEMO_STAFF_PASSWORD
+from api.staff.sessions import create_staff
+from payments.agencies import add_agency, agency_by_code
 from payments.models import PaymentOrder
 from reconciliation.close import run_close
 from reconciliation.corrections import approve_correction, request_correction
 from reconciliation.errors import DayInFuture, SecondPersonRequired
-from reconciliation.models import ReconBreak
+from reconciliation.models import Correction, DailyClose, ReconBreak
 from reconciliation.revenue import revenue_for
 from settings.config import Settings
 from settings.db import session_scope, utcnow
@@ -143,3 +147,85 @@ def test_revenue_splits_phi_retention_and_le_phi(
     [fee] = report.by_fee
     assert fee.amount == 6000 and fee.retained + fee.to_budget == 6000
     assert report.treasury_totals()["collected"] == 6000
+
+
+def _staff_routes(day: str) -> list[tuple[str, str, dict[str, object] | None]]:
+    return [
+        ("POST", "/api/v1/closes", {"date": day}),
+        ("GET", f"/api/v1/closes/{day}", None),
+        ("GET", f"/api/v1/closes/{day}/document", None),
+        ("POST", "/api/v1/breaks/b1/corrections", {"action": "explain", "reason": "giải thích"}),
+        ("POST", "/api/v1/corrections/c1/approve", None),
+        ("GET", f"/api/v1/reports/revenue?from={day}", None),
+        ("GET", "/api/v1/payment-exceptions", None),
+        ("POST", "/api/v1/payment-exceptions/e1/match", {"order_id": "o", "reason": "khớp tay"}),
+        ("POST", "/api/v1/payment-exceptions/e1/request-topup", {"reason": "chuyển thiếu"}),
+        ("POST", "/api/v1/payment-exceptions/e1/refund", {"amount": 1, "reason": "hoàn trả"}),
+    ]
+
+
+def test_staff_routes_refuse_the_client_key_and_clerks(
+    client: TestClient, auth: dict[str, str], demo: Settings
+) -> None:
+    """The one-stop client's key no longer reaches accountant work; a clerk is refused too, and
+    an accountant's POST without the CSRF token is refused: nothing is closed or resolved."""
+    day = utcnow().astimezone(ZONE).date().isoformat()
+    routes = _staff_routes(day)
+    for method, url, body in routes:
+        res = client.request(method, url, json=body, headers=auth)
+        assert res.status_code == 401, (url, res.text)
+        assert res.json()["code"] == "staff_unauthenticated"
+    clerk = sign_in(client, "thuquy")
+    for method, url, body in routes:
+        res = client.request(method, url, json=body, headers=clerk)
+        assert res.status_code == 403 and res.json()["code"] == "staff_forbidden", (url, res.text)
+    sign_in(client, "ketoan")
+    for method, url, body in routes:
+        if method == "POST":
+            res = client.request(method, url, json=body)  # no X-CSRF-Token
+            assert res.status_code == 403 and res.json()["code"] == "csrf_failed", url
+    actor_in_body = client.post(
+        "/api/v1/closes", json={"date": day, "actor": "ai đó"}, headers=sign_in(client, "ketoan")
+    )
+    assert actor_in_body.status_code == 422  # the actor is the session, not a field
+    assert count(DailyClose) == 0 and count(Correction) == 0
+
+
+def test_other_agency_gets_404_and_changes_nothing(
+    client: TestClient, auth: dict[str, str], demo: Settings
+) -> None:
+    sepay(client, 50000, "chuyen tien nham tai khoan")
+    ha = sign_in(client, "ketoan")
+    day = utcnow().astimezone(ZONE).date().isoformat()
+    close = client.post("/api/v1/closes", json={"date": day}, headers=ha).json()
+    [stray] = close["breaks"]
+    req = client.post(
+        f"/api/v1/breaks/{stray['id']}/corrections",
+        json={"action": "refund_instruction", "reason": "Hoàn trả người chuyển nhầm"},
+        headers=ha,
+    ).json()
+    [exc] = client.get("/api/v1/payment-exceptions").json()["data"]
+    with session_scope() as s:
+        other = add_agency(s, replace(DEMO_AGENCY, code="KHAC-XA", name="UBND xã Khác"))
+        create_staff(
+            s, other.id, "ketoan.khac", "Kế toán xã khác", DEMO_STAFF_PASSWORD, ["accountant"]
+        )
+    them = sign_in(client, "ketoan.khac")
+    assert client.get(f"/api/v1/closes/{day}").status_code == 404
+    assert client.get("/api/v1/payment-exceptions").json()["data"] == []
+    for url, body in (
+        (f"/api/v1/breaks/{stray['id']}/corrections", {"action": "explain", "reason": "xóa đi"}),
+        (f"/api/v1/corrections/{req['id']}/approve", None),
+        (
+            f"/api/v1/payment-exceptions/{exc['id']}/refund",
+            {"amount": 50000, "reason": "hoàn trả nhầm"},
+        ),
+    ):
+        res = client.post(url, json=body, headers=them)
+        assert res.status_code == 404, (url, res.text)
+    with session_scope() as s:
+        row = s.get(ReconBreak, stray["id"])
+        fix = s.get(Correction, req["id"])
+        assert row is not None and row.state == "open"
+        assert fix is not None and fix.state == "requested" and fix.approved_by is None
+    assert count(Correction) == 1

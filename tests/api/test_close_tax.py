@@ -15,6 +15,7 @@ import pytest
 from api_flow import create, sepay
 from fastapi.testclient import TestClient
 from infra.ports import free_port, wait_for_port
+from staff_flow import sign_in
 
 from settings.config import Settings
 from settings.db import utcnow
@@ -130,54 +131,44 @@ def test_close_and_revenue_over_http(
         headers=auth,
     )
     sepay(client, 50000, "tien chuyen nham", ref="FT-STRAY-HTTP")
-    res = client.post("/api/v1/closes", json={"date": TODAY(), "actor": "Kế toán Hà"}, headers=auth)
+    ha = sign_in(client, "ketoan")
+    res = client.post("/api/v1/closes", json={"date": TODAY()}, headers=ha)
     assert res.status_code == 200, res.text
     close = res.json()
     assert close["status"] == "breaks" and close["version"] == 1 and close["signed"]
+    assert close["actor"] == "ketoan"  # the signed-in accountant, not a body field
     assert "+07" in close["window"]["described"] and "UTC" in close["window"]["described"]
     [stray] = [b for b in close["breaks"] if b["kind"] == "credit_without_payment"]
     req = client.post(
         f"/api/v1/breaks/{stray['id']}/corrections",
-        headers=auth,
-        json={
-            "action": "refund_instruction",
-            "reason": "Hoàn trả người chuyển nhầm",
-            "actor": "Hà",
-        },
+        headers=ha,
+        json={"action": "refund_instruction", "reason": "Hoàn trả người chuyển nhầm"},
     ).json()
     assert req["state"] == "requested" and req["moves_money"] is True
-    same = client.post(
-        f"/api/v1/corrections/{req['id']}/approve", json={"approver": "Hà"}, headers=auth
-    )
+    assert req["requested_by"] == "ketoan"
+    same = client.post(f"/api/v1/corrections/{req['id']}/approve", headers=ha)
     assert same.status_code == 409 and same.json()["code"] == "second_person_required"
-    ok = client.post(
-        f"/api/v1/corrections/{req['id']}/approve", json={"approver": "Minh"}, headers=auth
-    )
+    minh = sign_in(client, "ketoan2")
+    ok = client.post(f"/api/v1/corrections/{req['id']}/approve", headers=minh)
     assert ok.status_code == 200 and ok.json()["state"] == "applied"
-    again = client.post(
-        "/api/v1/closes", json={"date": TODAY(), "actor": "Kế toán Hà"}, headers=auth
-    ).json()
+    assert ok.json()["approved_by"] == "ketoan2"
+    again = client.post("/api/v1/closes", json={"date": TODAY()}, headers=minh).json()
     assert again["version"] == 2, again
     assert again["status"] == "clean", again["breaks"]
-    got = client.get(f"/api/v1/closes/{TODAY()}", headers=auth).json()
+    got = client.get(f"/api/v1/closes/{TODAY()}").json()
     assert got["version"] == 2
-    doc = client.get(f"/api/v1/closes/{TODAY()}/document", headers=auth)
+    doc = client.get(f"/api/v1/closes/{TODAY()}/document")
     assert doc.status_code == 200 and b"Signature" in doc.content
 
-    report = client.get("/api/v1/reports/revenue", params={"from": TODAY()}, headers=auth).json()
+    report = client.get("/api/v1/reports/revenue", params={"from": TODAY()}).json()
     assert report["treasury"]["collected"] == 6000
     assert report["by_clerk"][0]["key"] == "Lan"
-    csv_ = client.get(
-        "/api/v1/reports/revenue", params={"from": TODAY(), "format": "csv"}, headers=auth
-    )
+    csv_ = client.get("/api/v1/reports/revenue", params={"from": TODAY(), "format": "csv"})
     assert csv_.status_code == 200 and "treasury" in csv_.text
-    xlsx = client.get(
-        "/api/v1/reports/revenue", params={"from": TODAY(), "format": "xlsx"}, headers=auth
-    )
+    assert "filename*=UTF-8''B%C3%A1o%20c%C3%A1o" in csv_.headers["content-disposition"]
+    xlsx = client.get("/api/v1/reports/revenue", params={"from": TODAY(), "format": "xlsx"})
     assert xlsx.content[:2] == b"PK"
-    pdf = client.get(
-        "/api/v1/reports/revenue", params={"from": TODAY(), "format": "pdf"}, headers=auth
-    )
+    pdf = client.get("/api/v1/reports/revenue", params={"from": TODAY(), "format": "pdf"})
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     path = tmp_path / "rev.pdf"
     path.write_bytes(pdf.content)
@@ -188,7 +179,7 @@ def test_close_and_revenue_over_http(
             ["pdfsig", str(path)], capture_output=True, text=True, check=False
         ).stdout
         assert "Signature is Valid" in out
-    future = client.post("/api/v1/closes", json={"date": "2099-01-01", "actor": "x"}, headers=auth)
+    future = client.post("/api/v1/closes", json={"date": "2099-01-01"}, headers=minh)
     assert future.status_code == 422 and future.json()["code"] == "day_in_future"
 
 

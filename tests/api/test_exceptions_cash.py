@@ -5,24 +5,33 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from api_flow import ORDER, create, sepay
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from staff_flow import sign_in
 
 from payments.expiry import expire_due
 from payments.models import BankEvent, PaymentOrder
 from settings.db import session_scope, utcnow
 
 
-def exceptions(client: TestClient, auth: dict[str, str], state: str | None = None) -> list[Any]:
+@pytest.fixture
+def ha(client: TestClient) -> dict[str, str]:
+    """Accountant ``ketoan`` signed in on ``client``: the queue is staff work."""
+    return sign_in(client, "ketoan")
+
+
+def exceptions(client: TestClient, state: str | None = None) -> list[Any]:
+    """The queue as the signed-in accountant sees it (the client's API key is not enough)."""
     params = {"state": state} if state else {}
-    res = client.get("/api/v1/payment-exceptions", params=params, headers=auth)
+    res = client.get("/api/v1/payment-exceptions", params=params)
     assert res.status_code == 200, res.text
     return list(res.json()["data"])
 
 
 def test_every_unmatched_credit_opens_a_typed_exception(
-    client: TestClient, auth: dict[str, str]
+    client: TestClient, auth: dict[str, str], ha: dict[str, str]
 ) -> None:
     paid = create(client, auth, "e-1").json()
     sepay(client, 6000, paid["reference"])
@@ -33,7 +42,7 @@ def test_every_unmatched_credit_opens_a_typed_exception(
     sepay(client, 9000, over["reference"])
     sepay(client, 6000, "khong co ma")
     sepay(client, 6000, paid["reference"], account="000111222")
-    kinds = sorted(e["kind"] for e in exceptions(client, auth, "open"))
+    kinds = sorted(e["kind"] for e in exceptions(client, "open"))
     assert kinds == [
         "duplicate_transfer",
         "overpayment",
@@ -41,60 +50,59 @@ def test_every_unmatched_credit_opens_a_typed_exception(
         "unknown_reference",
         "wrong_account",
     ]
-    assert all(e["actions"][0]["action"] == "opened" for e in exceptions(client, auth))
+    assert all(e["actions"][0]["action"] == "opened" for e in exceptions(client))
 
 
 def test_underpayment_then_topup_completes_the_order(
-    client: TestClient, auth: dict[str, str]
+    client: TestClient, auth: dict[str, str], ha: dict[str, str]
 ) -> None:
     order = create(client, auth, "t-1").json()
     sepay(client, 4000, order["reference"])
-    [exc] = exceptions(client, auth, "open")
+    [exc] = exceptions(client, "open")
     res = client.post(
         f"/api/v1/payment-exceptions/{exc['id']}/request-topup",
-        json={"reason": "Công dân chuyển thiếu 2.000 đ", "actor": "Kế toán Hà"},
-        headers=auth,
+        json={"reason": "Công dân chuyển thiếu 2.000 đ"},
+        headers=ha,
     )
     assert res.status_code == 200 and res.json()["state"] == "awaiting_topup"
     assert res.json()["actions"][-1]["data"] == {"missing": 2000}
     sepay(client, 2000, f"bo sung {order['reference']}")
     got = client.get(f"/api/v1/payment-orders/{order['id']}", headers=auth).json()
     assert got["status"] == "succeeded" and got["receipt"]["number"] == 1
-    [done] = exceptions(client, auth, "resolved")
+    [done] = exceptions(client, "resolved")
     assert done["resolution"] == "completed_by_topup"
 
 
 def test_unknown_reference_matched_by_hand_is_audited(
-    client: TestClient, auth: dict[str, str]
+    client: TestClient, auth: dict[str, str], ha: dict[str, str]
 ) -> None:
     order = create(client, auth, "m-1").json()
     sepay(client, 6000, "NGUYEN VAN AN NOP LE PHI HO SO H01")
-    [exc] = exceptions(client, auth, "open")
+    [exc] = exceptions(client, "open")
     body = {
         "order_id": order["id"],
         "reason": "Đối chiếu tên người nộp và số hồ sơ",
-        "actor": "Kế toán Hà",
     }
-    res = client.post(f"/api/v1/payment-exceptions/{exc['id']}/match", json=body, headers=auth)
+    res = client.post(f"/api/v1/payment-exceptions/{exc['id']}/match", json=body, headers=ha)
     assert res.status_code == 200, res.text
     assert res.json()["resolution"] == "matched_manually"
-    assert res.json()["actions"][-1]["actor"].startswith("Kế toán Hà (via ")
+    assert res.json()["actions"][-1]["actor"] == "ketoan"  # the signed-in accountant
     got = client.get(f"/api/v1/payment-orders/{order['id']}", headers=auth).json()
     assert got["status"] == "succeeded" and got["receipt"] is not None
-    again = client.post(f"/api/v1/payment-exceptions/{exc['id']}/match", json=body, headers=auth)
+    again = client.post(f"/api/v1/payment-exceptions/{exc['id']}/match", json=body, headers=ha)
     assert again.status_code == 409
 
 
 def test_wrong_amount_cannot_be_matched_and_refund_is_recorded(
-    client: TestClient, auth: dict[str, str]
+    client: TestClient, auth: dict[str, str], ha: dict[str, str]
 ) -> None:
     order = create(client, auth, "r-1").json()
     sepay(client, 9000, order["reference"])
-    [exc] = exceptions(client, auth, "open")
+    [exc] = exceptions(client, "open")
     res = client.post(
         f"/api/v1/payment-exceptions/{exc['id']}/match",
-        json={"order_id": order["id"], "reason": "thử khớp", "actor": "A"},
-        headers=auth,
+        json={"order_id": order["id"], "reason": "thử khớp"},
+        headers=ha,
     )
     assert res.status_code == 422 and res.json()["code"] == "amount_mismatch"
     res = client.post(
@@ -102,29 +110,29 @@ def test_wrong_amount_cannot_be_matched_and_refund_is_recorded(
         json={
             "amount": 9000,
             "reason": "Hoàn trả toàn bộ cho người nộp",
-            "actor": "Kế toán Hà",
             "payer_account": "0011004",
             "payer_bank": "VCB",
         },
-        headers=auth,
+        headers=ha,
     )
     assert res.status_code == 200 and res.json()["resolution"] == "refund_instructed"
     got = client.get(f"/api/v1/payment-orders/{order['id']}", headers=auth).json()
     assert got["status"] == "pending"
 
 
-def test_overpayment_accepted_with_excess_refund(client: TestClient, auth: dict[str, str]) -> None:
+def test_overpayment_accepted_with_excess_refund(
+    client: TestClient, auth: dict[str, str], ha: dict[str, str]
+) -> None:
     order = create(client, auth, "o-1").json()
     sepay(client, 10000, order["reference"])
-    [exc] = exceptions(client, auth, "open")
+    [exc] = exceptions(client, "open")
     res = client.post(
         f"/api/v1/payment-exceptions/{exc['id']}/match",
-        headers=auth,
+        headers=ha,
         json={
             "order_id": order["id"],
             "refund_excess": True,
             "reason": "Nhận đủ phí, hoàn 4.000 đ thừa",
-            "actor": "Hà",
         },
     )
     assert res.status_code == 200, res.text
@@ -161,7 +169,7 @@ def test_cash_at_the_counter_issues_the_receipt_at_once(
 
 
 def test_expiry_asks_the_bank_journal_first_and_late_money_is_an_exception(
-    client: TestClient, auth: dict[str, str]
+    client: TestClient, auth: dict[str, str], ha: dict[str, str]
 ) -> None:
     order = create(client, auth, "x-1").json()
     later = utcnow() + timedelta(days=2)
@@ -181,7 +189,7 @@ def test_expiry_asks_the_bank_journal_first_and_late_money_is_an_exception(
         == "expired"
     )
     sepay(client, 6000, order["reference"])
-    [exc] = exceptions(client, auth, "open")
+    [exc] = exceptions(client, "open")
     assert exc["kind"] == "order_closed"
 
 

@@ -90,6 +90,9 @@ def _seed_staff(settings: Settings) -> None:
 
 
 def _app(settings: Settings, clock: Clock) -> FastAPI:
+    # These tests sign in many times a minute from one address to test the per-username
+    # lock-out; the per-IP limit in front of it is tested in tests/security/test_rate_limits.py.
+    settings = settings.model_copy(update={"rate_limit_sign_in_per_minute": 1000})
     app = create_app(settings)
     app.include_router(router)
     _add_test_routes(app)
