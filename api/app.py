@@ -21,7 +21,6 @@ from api.routes import (
     exceptions,
     health,
     orders,
-    pay,
     receipts,
     sandbox,
     verify,
@@ -141,7 +140,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(closes.router)
     app.include_router(receipts.router)
     app.include_router(verify.router)
-    app.include_router(pay.router)
     app.include_router(staff_routes.router)
     for page_router in PAGE_ROUTERS:
         app.include_router(page_router)

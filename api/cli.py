@@ -445,6 +445,66 @@ def scheduler() -> None:
     )
 
 
+audit_app = typer.Typer(no_args_is_help=True, help="Tamper-evident audit trail (hash chain)")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("seal")
+def audit_seal() -> None:
+    """Seal the audit records written since the last seal; prints the chain head."""
+    from settings.audit_chain import seal
+    from settings.db import session_scope
+
+    settings_or_fail()
+    total = 0
+    for _ in range(10_000):  # bounded: 5 000 records a batch
+        with session_scope() as session:
+            report = seal(session)
+        total += report.total
+        if report.total == 0:
+            break
+    typer.echo(f"sealed {total} record(s); chain head #{report.head_seq} {report.head_hash}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the whole chain; exit 1 naming the first broken record or seal."""
+    from settings.audit_chain import verify
+    from settings.db import session_scope
+
+    settings_or_fail()
+    with session_scope() as session:
+        report = verify(session)
+    if not report.ok:
+        fail(report.text(), code=1)
+    typer.echo(report.text())
+
+
+@app.command("backup")
+def backup_command(
+    out: Annotated[Path, typer.Option("--out", help="Archive to write (.tar.gz)")],
+) -> None:
+    """Back up the database and the signing keys into one archive with checksums."""
+    from settings.backup import backup
+
+    settings = settings_or_fail()
+    typer.echo(backup(settings, out).text())
+
+
+@app.command("restore")
+def restore_command(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    force: Annotated[
+        bool, typer.Option(help="Replace a database or keys folder that already holds data")
+    ] = False,
+) -> None:
+    """Restore an archive from `motcua backup` into an empty database and data folder."""
+    from settings.backup import restore
+
+    settings = settings_or_fail()
+    typer.echo(restore(settings, file, force=force).text())
+
+
 def main() -> None:
     try:
         app()

@@ -176,6 +176,9 @@ class ObserveMiddleware:
 def install(app: FastAPI, engine: Engine) -> None:
     registry = CollectorRegistry()
     registry.register(_BusinessCollector(engine))
+    from api.ops_metrics import OpsCollector
+
+    registry.register(OpsCollector(engine))
     latency = Histogram(
         "motcua_http_request_seconds",
         "HTTP request latency",

@@ -127,6 +127,18 @@ def _document_problems(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _database_unavailable(exc: BaseException) -> bool:
+    """Connection-level failures (server gone, refused, shutting down), not query errors."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if isinstance(exc.orig, BaseException) else exc
+    return isinstance(exc, psycopg.OperationalError)  # incl. AdminShutdown, CannotConnectNow
+
+
 def install(app: FastAPI) -> None:
     _document_problems(app)
 
@@ -182,6 +194,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        if _database_unavailable(exc):
+            # A restart or fail-over, not a bug: tell clients (banks retry) when to come back.
+            log.warning("database unavailable: %s", type(exc).__name__)
+            return problem(
+                503,
+                "database_unavailable",
+                "Cơ sở dữ liệu tạm thời không sẵn sàng; vui lòng thử lại sau ít giây",
+                "the database is temporarily unavailable; retry shortly (retries are idempotent)",
+                title_en="Service temporarily unavailable",
+                headers={"Retry-After": "5"},
+            )
         log.exception("unhandled error", exc_info=exc)
         return problem(
             500,

@@ -48,20 +48,3 @@ class CashIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     amount: StrictInt = Field(gt=0, lt=10**13)
     clerk: str = Field(min_length=1, max_length=255, description="Who took the cash")
-
-
-class ResolutionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=5, max_length=500)
-    actor: str = Field(min_length=1, max_length=255, description="The staff member deciding")
-
-
-class ManualMatchIn(ResolutionIn):
-    order_id: str = Field(min_length=1, max_length=32)
-    refund_excess: bool = False
-
-
-class RefundIn(ResolutionIn):
-    amount: StrictInt = Field(gt=0, lt=10**13)
-    payer_account: str | None = Field(default=None, max_length=34)
-    payer_bank: str | None = Field(default=None, max_length=100)

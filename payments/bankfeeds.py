@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -28,14 +28,14 @@ class SepayPayload(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=False)
 
-    id: int = Field(gt=0)
+    id: StrictInt = Field(gt=0)
     gateway: str = Field(max_length=100)
     transactionDate: str = Field(pattern=r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")  # noqa: N815
     accountNumber: str = Field(max_length=32)  # noqa: N815
     code: str | None = Field(default=None, max_length=100)
     content: str = Field(default="", max_length=1000)
     transferType: Literal["in", "out"]  # noqa: N815
-    transferAmount: int = Field(gt=0, lt=10**13)  # noqa: N815
+    transferAmount: StrictInt = Field(gt=0, lt=10**13)  # noqa: N815 (JSON true is not 1 đ)
     accumulated: int | None = None
     subAccount: str | None = Field(default=None, max_length=32)  # noqa: N815
     referenceCode: str | None = Field(default=None, max_length=128)  # noqa: N815

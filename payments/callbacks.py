@@ -43,6 +43,7 @@ from typing import Any, Literal
 
 import httpx
 from sqlalchemy import or_, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from payments.callback_models import CallbackAttempt, CallbackEvent
@@ -557,10 +558,49 @@ def _send(
     )
 
 
+RECORD_RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+"""Seconds between the attempts to record one result while the database is unreachable."""
+
+
+def _record_durably(
+    session_factory: Callable[[], Session],
+    claim: _Claim,
+    result: _Result,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """:func:`_record`, retried (bounded: about 15 s) when the database connection fails.
+
+    The request has already gone out: if its result were dropped, the event would stay leased
+    and be posted again when the lease runs out, so a receiver that had acknowledged it would
+    get it twice (found by the fault suite restarting PostgreSQL, docs/faults.md). A result that
+    still cannot be recorded after the last retry is raised; the lease then remains the backstop.
+    """
+    for delay in RECORD_RETRY_DELAYS:
+        try:
+            return _record(session_factory, claim, result)
+        except OperationalError:
+            log.warning("callback %s: result not recorded, database unreachable", claim.event_id)
+            sleep(delay)
+    return _record(session_factory, claim, result)
+
+
 def _record(session_factory: Callable[[], Session], claim: _Claim, result: _Result) -> str:
-    """Logs the attempt and moves the event on; returns the event's new state or ``lost``."""
+    """Logs the attempt and moves the event on; returns the event's new state or ``lost``.
+
+    Idempotent per claim: when a retry finds the attempt already logged (its first commit went
+    through but the answer was lost), it changes nothing and reports the event's state.
+    """
     with session_factory() as session, session.begin():
         event = session.get(CallbackEvent, claim.event_id, with_for_update=True)
+        if event is not None and event.lease_token != claim.token:
+            logged = session.scalar(
+                select(CallbackAttempt.id).where(
+                    CallbackAttempt.event_id == claim.event_id,
+                    CallbackAttempt.attempt_no == claim.attempt_no,
+                )
+            )
+            if logged is not None:
+                return event.state
         session.add(
             CallbackAttempt(
                 event_id=claim.event_id,
@@ -626,7 +666,7 @@ def deliver_due(
         if claim is None:
             break
         result = _send(claim, http, clock.now(), timeout, allow_loopback)
-        state = _record(session_factory, claim, result)
+        state = _record_durably(session_factory, claim, result)
         sent.append(claim.event_id)
         log.info(
             "callback %s attempt %d to %s: %s %s",

@@ -98,6 +98,14 @@ class CassoTransaction(BaseModel):
     counterAccountBankId: str | None = Field(default=None, max_length=32)  # noqa: N815
     counterAccountBankName: str | None = Field(default=None, max_length=200)  # noqa: N815
 
+    @field_validator("id", "amount", mode="before")
+    @classmethod
+    def _not_boolean(cls, value: object) -> object:
+        # Lax mode would read JSON true as 1 đ (bool is an int in Python): refuse it (issue 7).
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not true/false")
+        return value
+
     @field_validator("amount")
     @classmethod
     def _not_zero(cls, value: int) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from payments.errors import InvalidInput, Unauthorized
 from payments.models import Agency, ApiClient, BankFeedCredential
+from settings.hosts import is_internal_host, is_loopback_host
 
 __all__ = [
     "BANK_FEED_PREFIX_LENGTH",
@@ -41,12 +42,15 @@ def hash_key(key: str) -> str:
 
 
 def check_callback_url(url: str, *, allow_loopback: bool) -> str:
-    """Callbacks go to https, or to loopback http in the embedded profile only."""
+    """Callbacks go to https, or to loopback http in the embedded profile only; never to a
+    private or reserved address outside it (no requests into the agency's own network)."""
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    loopback = host in ("127.0.0.1", "localhost", "::1")
+    host = (parts.hostname or "").lower().rstrip(".")
+    loopback = is_loopback_host(host)
     if loopback and not allow_loopback:
         raise InvalidInput("callback_url may not point to loopback in production")
+    if not loopback and not allow_loopback and is_internal_host(host):
+        raise InvalidInput("callback_url may not point to a private or reserved address")
     if parts.scheme != "https" and not (loopback and parts.scheme == "http"):
         raise InvalidInput("callback_url must be https (http only for loopback when embedded)")
     if not host or parts.username or parts.password:

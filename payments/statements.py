@@ -545,6 +545,10 @@ def _mt940_balance(balance: object, where: str, tag: str) -> tuple[int, date]:
     return value, date(day.year, day.month, day.day)
 
 
+_MT940_61_AMOUNT = re.compile(r"^:61:\d{6}(?:\d{4})?R?[CD][A-Z]?([0-9,]+)")
+"""The amount field of a ``:61:`` line: date, optional entry date, mark, funds code, amount."""
+
+
 def _mt940_account(identification: str) -> str:
     # ":25:ICBVVNVX/113000012345" (BIC/account) or plain "113000012345"; some banks add a
     # currency suffix after a space.
@@ -569,6 +573,13 @@ def parse_mt940(data: bytes, zone: tzinfo) -> list[Statement]:
     text = _decode(data, "MT940").replace("\r\n", "\n").replace("\r", "\n")
     if not _STATEMENT_START.search(text):
         raise _malformed("no MT940 statement found (no line starting with :20:)")
+    for number, raw_line in enumerate(text.split("\n"), start=1):
+        # SWIFT caps :61: amounts at 15 characters; the library silently cuts a longer one
+        # and reads the rest as the reference, so a mangled line would become a wrong credit
+        # (found by the hostile-input tests of issue 7).
+        match = _MT940_61_AMOUNT.match(raw_line)
+        if match and len(match.group(1)) > 15:
+            raise _malformed(f"MT940 line {number}: :61: amount longer than 15 characters")
     try:
         # A file object, never the text itself: mt940 reads a str that happens to name an
         # existing path *as that file*, which an uploaded statement must not be able to do.

@@ -326,3 +326,34 @@ def qr_svg(payload: str) -> str:
     buffer = io.BytesIO()
     _qr(payload).save(buffer, kind="svg", scale=4, border=4, xmldecl=False)
     return buffer.getvalue().decode("utf-8")
+
+
+BANK_NAMES: dict[str, str] = {
+    "970415": "VietinBank",
+    "970436": "Vietcombank",
+    "970418": "BIDV",
+    "970405": "Agribank",
+    "970422": "MB",
+    "970407": "Techcombank",
+    "970432": "VPBank",
+    "970416": "ACB",
+    "970403": "Sacombank",
+    "970423": "TPBank",
+    "970441": "VIB",
+    "970443": "SHB",
+    "970437": "HDBank",
+    "970448": "OCB",
+    "970426": "MSB",
+    "970431": "Eximbank",
+    "970440": "SeABank",
+    "970428": "Nam A Bank",
+    "970449": "LPBank",
+}
+"""Short names of common banks by NAPAS BIN, for pages and clerks to read out. Not exhaustive:
+:func:`bank_name` falls back to the BIN, which every banking app also accepts."""
+
+
+def bank_name(bin_code: str | None) -> str:
+    if not bin_code:
+        return ""
+    return BANK_NAMES.get(bin_code, f"BIN {bin_code}")

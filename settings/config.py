@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from settings.errors import UnsafeProductionConfig
+from settings.hosts import host_of, is_loopback_host
 
 DEFAULT_SECRET = "change-me-development-only"  # noqa: S105 - the sentinel production rejects
 
@@ -167,7 +168,7 @@ class Settings(BaseSettings):
             problems.append("development certificates cannot be allowed in production")
         if self.task_eager:
             problems.append("eager tasks are for tests only")
-        if self.tax_authority_url and self.tax_authority_url.startswith("http://127.0.0.1"):
+        if self.tax_authority_url and is_loopback_host(host_of(self.tax_authority_url)):
             problems.append("the tax authority endpoint points at a local sandbox")
         return problems
 

@@ -125,5 +125,6 @@ def load_all_models() -> MetaData:
     import payments.callback_models
     import payments.models  # noqa: F401
     import reconciliation.models  # noqa: F401
+    import settings.audit_chain  # noqa: F401
 
     return Base.metadata

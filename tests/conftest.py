@@ -25,6 +25,17 @@ from settings.migrate import upgrade
 _counter = itertools.count()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Here, at the root, so ``--long`` works from any invocation (pytest only reads options
+    from the root conftest and plugins); used by tests/faults (see docs/faults.md)."""
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="fault suite: also run the long variants (x20 kills, 8x5,000 issuers, ...)",
+    )
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     with PostgresServer() as server:

@@ -56,6 +56,7 @@ from payments.notify import notify_receipt
 from payments.orders import FeeRequest, OrderRequest, cancel_order, create_order, get_order
 from payments.presenters import mask, order_json
 from payments.states import OrderStatus
+from payments.vietqr import bank_name
 from settings.config import Settings
 from settings.errors import ProblemError
 from settings.worker import dispatch
@@ -77,18 +78,6 @@ CHAIN_LIMIT = 20
 """Receipts followed through ``replaced_by`` (a receipt is replaced at most once each time)."""
 POLL_MS = 1500
 
-BANKS = {
-    "970415": "VietinBank",
-    "970436": "Vietcombank",
-    "970418": "BIDV",
-    "970405": "Agribank",
-    "970422": "MB",
-    "970407": "Techcombank",
-    "970432": "VPBank",
-    "970416": "ACB",
-    "970403": "Sacombank",
-}
-"""Short names of common banks by NAPAS BIN, for the clerk to read out; else the BIN is shown."""
 
 STATUS_LABELS = {
     "pending": ("Chờ thanh toán", "Awaiting payment", "badge-warn"),
@@ -130,7 +119,7 @@ def _email_mask(value: Any) -> str | None:
 
 
 def _bank_name(bin_code: str) -> str:
-    return BANKS.get(bin_code, f"BIN {bin_code}")
+    return bank_name(bin_code)
 
 
 def _receipt_label(receipt: Receipt) -> str:

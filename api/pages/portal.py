@@ -46,14 +46,13 @@ from payments.errors import NotFound, UnknownAgency
 from payments.models import Agency, FeeItem, PaymentOrder, Procedure
 from payments.orders import get_order
 from payments.presenters import order_json, receipt_links
+from payments.vietqr import BANK_NAMES
 from settings.db import utcnow
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
-BANK_NAMES: dict[str, str] = {}
-"""NAPAS BIN → bank name. The code base has no such table yet, so the page shows the BIN."""
 
 MAX_LOOKUP_ORDERS = 50
 MAX_REPLACEMENT_CHAIN = 10
@@ -135,7 +134,7 @@ def pay_page(
         "pay.html",
         {
             "order": order,
-            "bank_name": BANK_NAMES.get(bin_ or ""),
+            "bank_name": BANK_NAMES.get(bin_ or ""),  # None: the page shows the BIN
             "poll_ms": POLL_MS,
         },
     )

@@ -1,7 +1,7 @@
 """agency admin audit trail and bank-feed key prefixes (issue 6, admin pages)
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-11-21 08:10:00
 
 Hand-written. ``staff_admin_events`` records every change made on the admin pages;
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
