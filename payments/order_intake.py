@@ -232,6 +232,15 @@ written only if its catalogue entry is fresh and its idempotency key was free, a
 remembered answer commits with it. A batch never holds two requests with the same key (the
 second waits for the next batch), so "free" is decided by the unique constraint alone."""
 
+_JOURNAL = """
+INSERT INTO bank_events (agency_id, source, dedup_key, raw, received_at, duplicates)
+VALUES (%(agency_id)s, %(source)s, %(dedup)s, %(raw)s, %(now)s, 0)
+ON CONFLICT (agency_id, source, dedup_key)
+DO UPDATE SET duplicates = bank_events.duplicates + 1
+RETURNING id, processed_at, (xmax = 0)
+"""
+"""``xmax = 0`` is PostgreSQL's way of telling an inserted row from an updated one."""
+
 _FIND_IDEMPOTENT = """
 SELECT body_hash, status_code, response::text FROM idempotency_records
 WHERE client_id = %s AND scope = %s AND key = %s
@@ -267,6 +276,26 @@ class OrderIntake:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+    async def journal_bank_event(
+        self, agency_id: str, source: str, dedup_key: str, raw: bytes, now: datetime
+    ) -> tuple[int, bool, bool]:
+        """Journals one bank notification in one statement: (event id, still to process, new).
+
+        The SQL twin of :func:`payments.bankfeeds.journal_sepay`: the first delivery inserts,
+        any repeat (a retry, a racing twin) counts itself on the same row, decided by the
+        unique constraint rather than a look-up, so the webhook answers in one round trip.
+        """
+        async with self._connection() as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(
+                _JOURNAL,
+                {"agency_id": agency_id, "source": source, "dedup": dedup_key, "raw": raw,
+                 "now": now},
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0]), row[1] is None, bool(row[2])
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -12,11 +14,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, unit_of_work
-from payments.bankfeeds import journal_sepay
+from payments.bankfeeds import journal_sepay, parse_sepay
 from payments.casso import journal_casso, verify_signature
 from payments.credentials import authenticate_bank_feed
 from payments.errors import Unauthorized
 from payments.models import Agency, BankEvent, BankFeedCredential
+from payments.order_intake import OrderIntake
+from settings.db import utcnow
 from settings.worker import dispatch
 
 router = APIRouter(prefix="/api/v1/bank-feeds", tags=["bank feeds"])
@@ -54,16 +58,51 @@ def _sepay_agency(engine: Engine, authorization: str | None) -> str:
         return cred.agency_id
 
 
+_KEY_TTL_S = 30.0
+"""As for API clients (api.deps): a verified key is trusted this long without asking the
+database; a revoked key stops working within this time. Failures are never cached."""
+_key_cache: dict[tuple[int, str], tuple[float, str]] = {}
+
+
+async def _sepay_agency_cached(engine: Engine, authorization: str | None) -> str:
+    cache_key = (id(engine), hashlib.sha256((authorization or "").encode()).hexdigest())
+    now = time.monotonic()
+    hit = _key_cache.get(cache_key)
+    if hit is not None and now - hit[0] < _KEY_TTL_S:
+        return hit[1]
+    agency_id = await run_in_threadpool(_sepay_agency, engine, authorization)
+    if len(_key_cache) > 10_000:
+        _key_cache.clear()
+    _key_cache[cache_key] = (now, agency_id)
+    return agency_id
+
+
 @router.post("/sepay", summary="SePay webhook (Authorization: Apikey <key>)")
 async def sepay(
     request: Request,
     engine: EngineDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    # Database work runs in the thread pool: a slow connection must never stall the event loop.
-    agency_id = await run_in_threadpool(_sepay_agency, engine, authorization)
+    """Journaled (committed) before we answer, then processed by the worker.
+
+    On PostgreSQL the journal is one statement on the event loop
+    (:meth:`payments.order_intake.OrderIntake.journal_bank_event`); on SQLite the ORM path
+    runs in the thread pool, so a slow connection never stalls the event loop.
+    """
+    agency_id = await _sepay_agency_cached(engine, authorization)
     raw = await request.body()
-    await run_in_threadpool(receive_sepay, engine, agency_id, raw)
+    intake: OrderIntake | None = getattr(request.app.state, "order_intake", None)
+    if intake is None:
+        await run_in_threadpool(receive_sepay, engine, agency_id, raw)
+        return {"success": True}
+    payload = parse_sepay(raw)
+    event_id, pending, _created = await intake.journal_bank_event(
+        agency_id, "sepay", str(payload.id), raw, utcnow()
+    )
+    if pending:
+        from payments.tasks import process_bank_event
+
+        await run_in_threadpool(dispatch, process_bank_event, event_id)
     return {"success": True}
 
 
