@@ -256,7 +256,7 @@ class OrderIntake:
         self._conninfo = libpq_conninfo(database_url)
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
-        self._cache: OrderedDict[tuple[str, str, date], _Procedure | None] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, date], _Procedure] = OrderedDict()
         self._queue: list[_Pending] = []
         self._writers = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -327,9 +327,10 @@ class OrderIntake:
                 if r[3] is not None
             }
             found = _Procedure(pid, pcode, pname, fees)
-        self._cache[key] = found
-        if len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+        if found is not None:  # an unknown procedure may be imported any moment: never cached
+            self._cache[key] = found
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
         return found
 
     def _forget(self, agency_id: str, code: str, day: date) -> None:
@@ -391,12 +392,20 @@ class OrderIntake:
             raise InvalidInput("each fee_code may appear once per order; use quantity")
         day = now.astimezone(ZoneInfo(agency.time_zone)).date()
         for _attempt in range(MAX_STALE_RETRIES):
+            cached = (agency.id, procedure_code, day) in self._cache
             proc = await self._procedure(agency.id, procedure_code, day)
             if proc is None:
                 raise UnknownProcedure(
                     f"procedure {procedure_code!r} is not in this agency's catalogue"
                 )
-            order = _price(proc, agency, dossier_code, payer, fees, callback_url, now, ttl)
+            try:
+                order = _price(proc, agency, dossier_code, payer, fees, callback_url, now, ttl)
+            except UnknownFee:
+                if not cached:
+                    raise
+                # A fee item published since the entry was cached: ask the database again.
+                self._forget(agency.id, procedure_code, day)
+                continue
             if order.amount > max_amount:
                 raise AmountTooLarge(
                     f"order total {order.amount} VND exceeds the maximum {max_amount} VND"

@@ -178,3 +178,29 @@ def test_expiry_is_the_configured_lifetime(pg_app: Any, demo: Settings) -> None:
         lifetime = order.expires_at - order.created_at
     assert lifetime == timedelta(minutes=demo.order_ttl_minutes)
     assert order.created_at >= before - timedelta(seconds=1)
+
+
+def test_catalogue_additions_are_seen_at_once(pg_app: Any) -> None:
+    """A procedure or fee item published after the cache was filled is found (misses are not
+    cached; a fee missing from a cached entry sends us back to the database)."""
+    from payments.catalog import import_catalog
+
+    new_proc = {**ORDER, "procedure_code": "9.000001", "fees": [{"fee_code": "MOI", "quantity": 1}]}
+    new_fee = {**ORDER, "fees": [{"fee_code": "CT-BS", "quantity": 1}, {"fee_code": "MOI2", "quantity": 1}]}
+    first = _post_many(pg_app, [("miss-1", new_proc), ("warm", ORDER)])
+    assert first[0].status_code == 422 and first[0].json()["code"] == "unknown_procedure"
+    assert first[1].status_code == 201  # 1.001612 is now cached
+    header = "procedure_code,procedure_name,field,fee_code,fee_kind,fee_name,amount,unit,max_amount,retention_percent,legal_basis\n"
+    rows = (
+        '9.000001,"Thủ tục mới",Thử nghiệm,MOI,le_phi,"Lệ phí mới",15000,lần,,0,Thông tư thử\n'
+    )
+    with session_scope() as s:
+        agency = s.scalar(select(Agency))
+        assert agency is not None
+        proc = procedure_by_code(s, agency.id, "1.001612")
+        rows += f'1.001612,"{proc.name}",{proc.field},MOI2,phi,"Phí mới",7000,lần,,0,Thông tư thử\n'
+        import_catalog(s, agency, (header + rows).encode(), effective_from=local_date(agency, utcnow()))
+    second = _post_many(pg_app, [("miss-2", new_proc), ("fee-2", new_fee)])
+    assert [r.status_code for r in second] == [201, 201], [r.text for r in second]
+    assert second[0].json()["amount"] == 15_000
+    assert second[1].json()["amount"] == 2_000 + 7_000
