@@ -29,19 +29,27 @@ from signing import certs
 from signing.keys import KeySource, Pkcs12KeySource, clear_key_cache
 
 
+ISSUED_AT = datetime.now(UTC) - timedelta(hours=1)
+"""The session PKI is issued as of an hour before collection, so a signing time taken at
+collection is inside its validity however long the suite runs before these tests (their
+certificates were once issued on first use, 5 minutes back-dated, which a long run outlasted)."""
+
+
 @pytest.fixture(scope="session")
 def pki() -> Pki:
-    ca_key, ca_cert = certs.create_dev_ca("Dev Root CA Việt Nam")
-    org_key, org_cert = certs.create_dev_org_certificate(ca_key, ca_cert, ORG_NAME, ORG_TAX_CODE)
+    ca_key, ca_cert = certs.create_dev_ca("Dev Root CA Việt Nam", now=ISSUED_AT)
+    org_key, org_cert = certs.create_dev_org_certificate(
+        ca_key, ca_cert, ORG_NAME, ORG_TAX_CODE, now=ISSUED_AT
+    )
     return Pki(ca_key, ca_cert, org_key, org_cert)
 
 
 @pytest.fixture(scope="session")
 def other_pki() -> Pki:
     """An unrelated CA and organisation, for wrong-key and wrong-CA cases."""
-    ca_key, ca_cert = certs.create_dev_ca("Another Dev CA")
+    ca_key, ca_cert = certs.create_dev_ca("Another Dev CA", now=ISSUED_AT)
     org_key, org_cert = certs.create_dev_org_certificate(
-        ca_key, ca_cert, OTHER_ORG_NAME, OTHER_TAX_CODE
+        ca_key, ca_cert, OTHER_ORG_NAME, OTHER_TAX_CODE, now=ISSUED_AT
     )
     return Pki(ca_key, ca_cert, org_key, org_cert)
 
