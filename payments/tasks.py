@@ -103,9 +103,10 @@ def sweep(min_age_seconds: int = 10) -> dict[str, int]:
             )
         )
     for event_id, source in events:
-        dispatch(process_card_event if source == "card" else process_bank_event, event_id)
+        task = process_card_event if source == "card" else process_bank_event
+        dispatch(task, event_id, sweeping=True)
     for order_id in orders:
-        dispatch(issue_receipt, order_id)
+        dispatch(issue_receipt, order_id, sweeping=True)
     return {"events": len(events), "orders": len(orders)}
 
 

@@ -73,7 +73,7 @@ _broker_down_until = [0.0]
 """Monotonic time before which ``dispatch`` does not try the broker (one per process)."""
 
 
-def dispatch(task: Any, *args: Any) -> None:
+def dispatch(task: Any, *args: Any, sweeping: bool = False) -> None:
     """Sends a task, or runs it inline when eager; a broker failure is logged, not raised.
 
     The caller has already committed the row the task works from, so the sweep will pick it up
@@ -82,9 +82,11 @@ def dispatch(task: Any, *args: Any) -> None:
     if celery_app.conf.task_always_eager:
         task.apply(args=args)
         return
-    if time.monotonic() < _broker_down_until[0]:
+    if not sweeping and time.monotonic() < _broker_down_until[0]:
         # The broker failed moments ago: don't make every webhook wait for its connect
-        # timeout (about 2 s each, found by the fault suite); the sweep sends it later.
+        # timeout (about 2 s each, found by the fault suite); the sweep sends it later. The
+        # sweep itself always tries (``sweeping=True``): after a broker restart the first
+        # publishes fail on stale pooled connections, and skipping would starve the backlog.
         log.info("broker recently unavailable; %s left for the sweep", task.name)
         return
     try:
