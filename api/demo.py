@@ -6,6 +6,7 @@ that is only acceptable because ``demo`` refuses to run in the production profil
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 from importlib import resources
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from api.keysetup import dev_init
 from api.staff import StaffAccount, create_staff
+from api.staff.passwords import hash_password
 from payments.agencies import AgencyInput, add_agency
 from payments.catalog import import_catalog
 from payments.credentials import hash_key
@@ -54,6 +56,13 @@ DEMO_STAFF: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 """One account per role, and a second accountant for the four-eyes approvals."""
 
 
+@functools.cache
+def _demo_password_hash() -> str:
+    """One argon2 hash for the published demo password, reused by every demo account (and
+    every re-seed in this process): hashing is deliberately slow, and the password is public."""
+    return hash_password(DEMO_STAFF_PASSWORD)
+
+
 def seed(settings: Settings) -> str:
     """Creates or refreshes the demo data; returns the how-to-try text to print."""
     catalog = resources.files("payments").joinpath("data/demo_catalog.csv").read_bytes()
@@ -92,7 +101,13 @@ def seed(settings: Settings) -> str:
             )
             if exists is None:
                 create_staff(
-                    session, agency.id, username, display_name, DEMO_STAFF_PASSWORD, roles
+                    session,
+                    agency.id,
+                    username,
+                    display_name,
+                    DEMO_STAFF_PASSWORD,
+                    roles,
+                    password_hash=_demo_password_hash(),
                 )
     path, _ = dev_init(settings, DEMO_AGENCY.code)
     base = settings.public_base_url.rstrip("/")

@@ -89,8 +89,13 @@ def create_staff(
     display_name: str,
     password: str,
     roles: Iterable[str | Role],
+    *,
+    password_hash: str | None = None,
 ) -> StaffAccount:
     """Adds a staff account (flushed, not committed); the shape ``motcua staff add`` needs.
+
+    ``password_hash``: an argon2 hash of ``password`` computed by the caller, for seeding many
+    accounts with one known password (the demo) without paying the deliberate cost each time.
 
     Raises :class:`StaffAccountError` (unknown agency, bad or taken username, no or unknown
     role) or :class:`~api.staff.passwords.WeakPassword`; nothing is written then.
@@ -126,7 +131,7 @@ def create_staff(
         agency_id=agency_id,
         username=name,
         display_name=display_name.strip(),
-        password_hash=hash_password(password),
+        password_hash=password_hash or hash_password(password),
         roles=" ".join(r.value for r in role_set),
     )
     session.add(account)

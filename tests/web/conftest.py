@@ -9,28 +9,15 @@ Screenshots of the key screens go to ``test-artifacts/screenshots/`` (or
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import threading
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-import uvicorn
-from infra.ports import free_port, wait_for_port
+from browser_kit import CHROMIUM, COUNTER, PHONE, LiveServer
+from infra.ports import free_port
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from api.app import create_app
-from api.demo import DEMO_STAFF_PASSWORD, seed
+from api.demo import seed
 from settings.config import Settings
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("MOTCUA_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
-SCREENSHOTS = ARTIFACTS / "screenshots"
-PHONE = {"width": 390, "height": 844}
-COUNTER = {"width": 1366, "height": 768}
 
 pytestmark = pytest.mark.browser
 
@@ -39,30 +26,6 @@ pytestmark = pytest.mark.browser
 def backend() -> str:
     """Journeys run on the embedded default (SQLite), what a fresh install gets."""
     return "sqlite"
-
-
-class LiveServer:
-    def __init__(self, settings: Settings, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
-            access_log=False, lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        wait_for_port(self.port, timeout=30)
-        deadline = time.monotonic() + 30
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
 
 @pytest.fixture
@@ -129,24 +92,3 @@ def new_page(browser: Browser) -> Iterator[Callable[[dict[str, int]], Page]]:
     yield make
     for ctx in contexts:
         ctx.close()
-
-
-def shot(page: Page, name: str) -> Path:
-    """Saves a full-page screenshot as a test artifact and returns its path."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / (re.sub(r"[^a-z0-9_-]+", "-", name.lower()) + ".png")
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
-def sign_in(page: Page, base_url: str, username: str, password: str = DEMO_STAFF_PASSWORD) -> None:
-    page.goto(f"{base_url}/staff/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/staff/(?!login).*"))
-
-
-def no_horizontal_scroll(page: Page) -> bool:
-    """Readable on the viewport: nothing forces the page wider than the screen."""
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"))

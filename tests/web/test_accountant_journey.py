@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from conftest import COUNTER, PHONE, LiveServer, no_horizontal_scroll, shot, sign_in
+from browser_kit import COUNTER, PHONE, LiveServer, no_horizontal_scroll, shot, sign_in
 from infra.ports import free_port, wait_for_port
 from playwright.sync_api import Page, expect
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import LiveServer, no_horizontal_scroll, shot, sign_in
+from browser_kit import LiveServer, no_horizontal_scroll, shot, sign_in
 from playwright.sync_api import Page
 
 pytestmark = pytest.mark.browser

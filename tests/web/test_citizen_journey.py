@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, no_horizontal_scroll, shot
+from browser_kit import LiveServer, no_horizontal_scroll, shot
 from playwright.sync_api import Page, expect
 
 from api.demo import DEMO_API_KEY

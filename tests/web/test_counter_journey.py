@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from conftest import PHONE, LiveServer, no_horizontal_scroll, shot, sign_in
+from browser_kit import PHONE, LiveServer, no_horizontal_scroll, shot, sign_in
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser

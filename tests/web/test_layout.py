@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import COUNTER, LiveServer, shot, sign_in
+from browser_kit import COUNTER, LiveServer, shot, sign_in
 from playwright.sync_api import Page
 
 
