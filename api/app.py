@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -86,6 +87,19 @@ def _too_large(limit: int) -> Response:
     )
 
 
+_frozen = [False]
+
+
+def _freeze_startup_objects() -> None:
+    """Once per process, after start-up: everything loaded so far (modules, the app, settings)
+    lives as long as the process, so move it out of the collector's sight. Full collections
+    then stop walking it on every pass, which showed as 100 ms latency spikes under load."""
+    if not _frozen[0]:
+        gc.collect()
+        gc.freeze()
+        _frozen[0] = True
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = (settings or get_settings()).check()
     configure_logging(settings.log_level)
@@ -105,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             refuse_development_keys(engine)
         if intake is not None:
             await intake.open()
+        _freeze_startup_objects()
         try:
             yield
         finally:

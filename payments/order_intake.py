@@ -144,7 +144,9 @@ class _Order:
 @dataclass(frozen=True)
 class IntakeResult:
     status: int
-    body: dict[str, Any]
+    body_json: str
+    """The answer as JSON text: the exact text remembered with the idempotency key, so the
+    first answer and every replay are byte-identical and nothing is serialised twice."""
     replayed: bool
 
 
@@ -412,7 +414,7 @@ class OrderIntake:
                 )
             if order.amount == 0:
                 return None
-            body = order_json(order, None, base_url)
+            body_json = dump_json(order_json(order, None, base_url))
             item = _Pending(
                 order=order,
                 proc_id=proc.id,
@@ -421,7 +423,7 @@ class OrderIntake:
                 key=key,
                 digest=digest,
                 day=day,
-                body=body,
+                body_json=body_json,
                 future=asyncio.get_running_loop().create_future(),
             )
             try:
@@ -434,7 +436,7 @@ class OrderIntake:
                 self._forget(agency.id, procedure_code, day)
                 continue
             if inserted:
-                return IntakeResult(201, body, replayed=False)
+                return IntakeResult(201, body_json, replayed=False)
             replay = await self._find(client_id, scope, key, digest)
             if replay is None:  # the twin that held the key rolled back; try again
                 continue
@@ -518,8 +520,13 @@ class _Pending:
     key: str
     digest: str
     day: date
-    body: dict[str, Any]
+    body_json: str
     future: asyncio.Future[tuple[bool, bool]]
+
+
+def dump_json(body: dict[str, Any]) -> str:
+    """JSON text exactly as Starlette's ``JSONResponse`` renders it."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _fail(batch: list[_Pending], exc: BaseException) -> None:
@@ -538,7 +545,7 @@ async def _find(
         return None
     if row[0] != digest:
         raise IdempotencyConflict(f"Idempotency-Key {key!r} was first used with another body")
-    return IntakeResult(int(row[1]), json.loads(row[2]), replayed=True)
+    return IntakeResult(int(row[1]), row[2], replayed=True)
 
 
 def _price(
@@ -609,12 +616,12 @@ def _price(
 
 
 def _batch_params(batch: list[_Pending]) -> dict[str, str]:
-    reqs: list[dict[str, Any]] = []
+    reqs: list[str] = []
     orders: list[dict[str, Any]] = []
     lines: list[dict[str, Any]] = []
     for item in batch:
         order = item.order
-        reqs.append(
+        head = json.dumps(
             {
                 "order_id": order.id,
                 "proc_id": item.proc_id,
@@ -622,10 +629,11 @@ def _batch_params(batch: list[_Pending]) -> dict[str, str]:
                 "scope": item.scope,
                 "key": item.key,
                 "digest": item.digest,
-                "response": item.body,
                 "n_lines": len(order.lines),
-            }
+            },
+            ensure_ascii=False,
         )
+        reqs.append(f'{head[:-1]},"response":{item.body_json}}}')
         orders.append(
             {
                 "id": order.id,
@@ -665,7 +673,7 @@ def _batch_params(batch: list[_Pending]) -> dict[str, str]:
             for line in order.lines
         )
     return {
-        "reqs": json.dumps(reqs, ensure_ascii=False),
+        "reqs": "[" + ",".join(reqs) + "]",
         "orders": json.dumps(orders, ensure_ascii=False),
         "lines": json.dumps(lines, ensure_ascii=False),
     }

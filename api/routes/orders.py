@@ -49,13 +49,13 @@ async def create(
     body: PaymentOrderIn,
     request: Request,
     client: ClientDep,
-    engine: EngineDep,
-    settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
+) -> Response:
     """On PostgreSQL the order is written by one SQL statement on the event loop
     (:mod:`payments.order_intake`); on SQLite, and for orders with nothing to collect, by the
-    ORM path in the thread pool. Both answer the same (the API tests run both)."""
+    ORM path in the thread pool. Both answer the same (the API tests run both). Settings and
+    engine are read from the app, not injected: each dependency costs on this hot path."""
+    settings: Settings = request.app.state.settings
     callback_url = body.callback_url or client.callback_url
     if callback_url:
         check_callback_url(callback_url, allow_loopback=settings.profile is Profile.EMBEDDED)
@@ -97,7 +97,12 @@ async def create(
         )
         if result is not None:
             headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-            return JSONResponse(result.body, status_code=result.status, headers=headers)
+            return Response(
+                result.body_json.encode(),
+                status_code=result.status,
+                headers=headers,
+                media_type="application/json",
+            )
     order_request = OrderRequest(
         dossier_code=body.dossier_code,
         procedure_code=body.procedure_code,
@@ -105,6 +110,7 @@ async def create(
         fees=tuple(FeeRequest(fee_code=c, quantity=q, exemption=e) for c, q, e in fees),
         callback_url=callback_url,
     )
+    engine: Engine = request.app.state.engine
     return await run_in_threadpool(
         _create_with_orm, body, order_request, client, engine, settings, idempotency_key
     )
