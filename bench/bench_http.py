@@ -11,9 +11,11 @@ Every figure stands beside a baseline measured in the same run (performance.md):
    PostgreSQL; each request has its own Idempotency-Key and the demo Bearer key, see
    ``bench/lua/post_json.lua``). Baseline: the bare FastAPI ``async def`` JSON POST of
    ``bench/bare_app.py``, the same body, headers, wrk settings and server settings. Reported:
-   ``order req/s ÷ bare req/s`` (goal ≥ 0.20) and both p99 latencies. Any non-2xx answer from
-   our app fails the benchmark. Printed too: CPU per request of the app process and of
-   PostgreSQL (from /proc), which says whether the app or the database is the limit.
+   ``order req/s ÷ bare req/s`` (goal ≥ 0.20) as the median of three alternating rounds (bare,
+   ours, bare, ours, ...; every round's ratio is printed too) and both p99 latencies. Any
+   non-2xx answer from our app fails the benchmark. Printed too: CPU per request of the app
+   process and of PostgreSQL (from /proc), which says whether the app or the database is the
+   limit.
 
 2. **Bank notification → receipt available**, production profile (PostgreSQL, Redis broker, a
    separate worker, an agency signing with a non-development test certificate). 6,000 orders are
@@ -76,6 +78,7 @@ MOTCUA = str(Path(sys.executable).with_name("motcua"))
 CATALOG = loadgen.ROOT / "payments" / "data" / "demo_catalog.csv"
 
 WRK_THREADS, WRK_CONNECTIONS, WRK_SECONDS, WRK_WARMUP_SECONDS = 2, 10, 10, 2
+ORDER_ROUNDS = 3
 RATE, SEND_SECONDS = 200, 30
 N_ORDERS = RATE * SEND_SECONDS  # 6,000 notifications, one per order
 N_WARMUP = 40
@@ -224,25 +227,35 @@ def order_throughput(pg: PostgresServer, tmp: Path, table: Table) -> None:
         )
         return result
 
-    bare = measure("bench.bare_app:app", "/echo", factory=False, auth="", tag="bare")
-    if bare.non2xx != 0 or bare.wrk_non2xx != 0:
-        raise RuntimeError(f"bare app answered {bare.non2xx} non-2xx: {bare.first_error}")
-    ours = measure(
-        "api.app:create_app",
-        "/api/v1/payment-orders",
-        factory=True,
-        auth=f"Bearer {DEMO_API_KEY}",
-        tag="orders",
-    )
-    print(
-        f"    order create: non-2xx responses = {ours.non2xx} (script's count; wrk's own "
-        f"'Non-2xx or 3xx responses' = {ours.wrk_non2xx}), socket errors: {ours.socket_errors}",
-        flush=True,
-    )
-    if ours.non2xx != 0 or ours.wrk_non2xx != 0:
-        raise RuntimeError(
-            f"order creation answered {ours.non2xx} non-2xx of {ours.requests}: {ours.first_error}"
+    # Alternate rounds, median ratio: on a shared VM one 10 s pair swings by ±25 %.
+    pairs: list[tuple[loadgen.WrkResult, loadgen.WrkResult]] = []
+    for round_no in range(1, ORDER_ROUNDS + 1):
+        bare = measure(
+            "bench.bare_app:app", "/echo", factory=False, auth="", tag=f"bare-{round_no}"
         )
+        if bare.non2xx != 0 or bare.wrk_non2xx != 0:
+            raise RuntimeError(f"bare app answered {bare.non2xx} non-2xx: {bare.first_error}")
+        ours = measure(
+            "api.app:create_app",
+            "/api/v1/payment-orders",
+            factory=True,
+            auth=f"Bearer {DEMO_API_KEY}",
+            tag=f"orders-{round_no}",
+        )
+        print(
+            f"    order create: non-2xx responses = {ours.non2xx} (script's count; wrk's own "
+            f"'Non-2xx or 3xx responses' = {ours.wrk_non2xx}), socket errors: {ours.socket_errors}",
+            flush=True,
+        )
+        if ours.non2xx != 0 or ours.wrk_non2xx != 0:
+            raise RuntimeError(
+                f"order creation answered {ours.non2xx} non-2xx of {ours.requests}: "
+                f"{ours.first_error}"
+            )
+        pairs.append((bare, ours))
+    pairs.sort(key=lambda pair: pair[1].rps / pair[0].rps)
+    bare, ours = pairs[len(pairs) // 2]
+    ratios = ", ".join(f"{o.rps / b.rps:.3f}" for b, o in pairs)
     with patched_env(env):
         from payments.models import PaymentOrder
         from settings.db import session_scope
@@ -252,7 +265,8 @@ def order_throughput(pg: PostgresServer, tmp: Path, table: Table) -> None:
     engine_for(db_url).dispose()
     say(f"orders stored in PostgreSQL: {stored:,} (warm-up included)")
     table.add(
-        "order create req/s (POST /api/v1/payment-orders, PostgreSQL) ÷ bare FastAPI POST req/s",
+        "order create req/s (POST /api/v1/payment-orders, PostgreSQL) ÷ bare FastAPI POST req/s"
+        f" (median of {ORDER_ROUNDS} alternating rounds; ratios {ratios})",
         f"{ours.rps:,.0f}/s",
         f"{bare.rps:,.0f}/s",
         f"{ours.rps / bare.rps:.3f}",
