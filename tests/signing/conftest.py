@@ -28,7 +28,6 @@ from signing_testdata import (
 from signing import certs
 from signing.keys import KeySource, Pkcs12KeySource, clear_key_cache
 
-
 ISSUED_AT = datetime.now(UTC) - timedelta(hours=1)
 """The session PKI is issued as of an hour before collection, so a signing time taken at
 collection is inside its validity however long the suite runs before these tests (their
