@@ -28,7 +28,7 @@ from settings.db import utcnow
 from signing.keys import KeySource
 from signing.xmldsig_fast import sign_enveloped_fast
 
-__all__ = ["CloseResult", "latest_close", "run_close", "stale_closes"]
+__all__ = ["CloseResult", "has_later_records", "latest_close", "run_close", "stale_closes"]
 
 
 @dataclass(frozen=True)
@@ -238,6 +238,33 @@ def run_close(
     return CloseResult(close, sorted(open_breaks, key=lambda b: (b.kind, b.ref)), bday)
 
 
+def has_later_records(session: Session, close: DailyClose) -> bool:
+    """Receipts or bank credits of the close's window recorded after its watermark."""
+    receipts = session.scalar(
+        select(func.count())
+        .select_from(Receipt)
+        .where(
+            Receipt.agency_id == close.agency_id,
+            Receipt.issued_at >= close.window_start,
+            Receipt.issued_at < close.window_end,
+            Receipt.created_at > close.watermark,
+        )
+    )
+    if receipts:
+        return True
+    credits = session.scalar(
+        select(func.count())
+        .select_from(BankCredit)
+        .where(
+            BankCredit.agency_id == close.agency_id,
+            BankCredit.booked_at >= close.window_start,
+            BankCredit.booked_at < close.window_end,
+            BankCredit.created_at > close.watermark,
+        )
+    )
+    return bool(credits)
+
+
 def stale_closes(session: Session) -> list[DailyClose]:
     """Latest closes that records made after them now touch: the day is re-opened.
 
@@ -262,25 +289,7 @@ def stale_closes(session: Session) -> list[DailyClose]:
     )
     stale: list[DailyClose] = []
     for close in closes:
-        later = session.scalar(
-            select(func.count())
-            .select_from(Receipt)
-            .where(
-                Receipt.agency_id == close.agency_id,
-                Receipt.issued_at >= close.window_start,
-                Receipt.issued_at < close.window_end,
-                Receipt.created_at > close.watermark,
-            )
-        ) or session.scalar(
-            select(func.count())
-            .select_from(BankCredit)
-            .where(
-                BankCredit.agency_id == close.agency_id,
-                BankCredit.booked_at >= close.window_start,
-                BankCredit.booked_at < close.window_end,
-                BankCredit.created_at > close.watermark,
-            )
-        )
+        later = has_later_records(session, close)
         if later:
             if close.reopened_at is None:
                 close.reopened_at = utcnow()

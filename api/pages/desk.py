@@ -41,10 +41,9 @@ from api.routes.exceptions import (
 )
 from api.staff.deps import StaffContext
 from api.staff.models import Role
-from einvoice.models import Receipt
 from payments.exceptions import actions_of, list_exceptions
 from payments.models import Agency, BankCredit, PaymentException, PaymentOrder
-from reconciliation.close import latest_close
+from reconciliation.close import has_later_records, latest_close
 from reconciliation.corrections import ACTIONS, approve_correction, request_correction
 from reconciliation.day import BusinessDay
 from reconciliation.errors import BreakNotFound
@@ -230,30 +229,8 @@ def _latest_submissions(subs: list[TaxSubmission]) -> list[TaxSubmission]:
 
 
 def _is_stale(session: Session, close: DailyClose) -> bool:
-    """Records made after the close's watermark inside its window re-open the day."""
-    if close.reopened_at is not None:
-        return True
-    receipts = session.scalar(
-        select(func.count())
-        .select_from(Receipt)
-        .where(
-            Receipt.agency_id == close.agency_id,
-            Receipt.issued_at >= close.window_start,
-            Receipt.issued_at < close.window_end,
-            Receipt.created_at > close.watermark,
-        )
-    )
-    credits = session.scalar(
-        select(func.count())
-        .select_from(BankCredit)
-        .where(
-            BankCredit.agency_id == close.agency_id,
-            BankCredit.booked_at >= close.window_start,
-            BankCredit.booked_at < close.window_end,
-            BankCredit.created_at > close.watermark,
-        )
-    )
-    return bool(receipts or credits)
+    """Re-opened, or records made after the close's watermark inside its window."""
+    return close.reopened_at is not None or has_later_records(session, close)
 
 
 def daily_collected(
