@@ -194,6 +194,18 @@ def order_throughput(pg: PostgresServer, tmp: Path, table: Table) -> None:
 
     postmaster = loadgen.postmaster_pid(pg.data_dir) if pg.data_dir else None
 
+    def orders_per_transaction(prefix: str) -> float | None:
+        """How well group commit batched: the orders of one round (their idempotency keys start
+        with ``prefix``) per transaction that wrote them. Rows written by one statement share
+        their ``xmin``, so this is exact."""
+        with pg.connect("bench_orders", autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*), count(DISTINCT xmin::text) FROM idempotency_records"
+                " WHERE key LIKE %s",
+                (prefix + "-%",),
+            ).fetchone()
+        return row[0] / row[1] if row and row[1] else None
+
     def measure(app: str, path: str, *, factory: bool, auth: str, tag: str) -> loadgen.WrkResult:
         port = free_port()
         url = f"http://{loadgen.LOOPBACK}:{port}{path}"
@@ -220,10 +232,12 @@ def order_throughput(pg: PostgresServer, tmp: Path, table: Table) -> None:
             f"socket errors: {result.socket_errors}"
         )
         n = max(result.requests, 1)
+        per_txn = orders_per_transaction(f"run-{tag}") if tag.startswith("orders") else None
+        batching = f", {per_txn:.1f} orders per transaction" if per_txn else ""
         say(
             f"{tag}: CPU per request: app process {app_cpu / n * 1000:.2f} ms "
             f"({app_cpu / result.seconds:.0%} of a core), PostgreSQL {db_cpu / n * 1000:.2f} ms "
-            f"({db_cpu / result.seconds:.0%} of a core)"
+            f"({db_cpu / result.seconds:.0%} of a core){batching}"
         )
         return result
 

@@ -27,6 +27,8 @@ banks would strip them anyway (see :func:`payments.memo.strip_diacritics`).
 
 from __future__ import annotations
 
+import binascii
+import functools
 import io
 import re
 from dataclasses import dataclass
@@ -80,30 +82,18 @@ TLVDict: TypeAlias = dict[str, "str | TLVDict"]
 """A parsed TLV level: id -> value, or id -> nested level for template fields."""
 
 
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-
-
 def crc16_ccitt_false(data: bytes) -> str:
     """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final XOR).
 
     Returned as the 4 upper-case, zero-padded hex digits EMVCo puts in id 63:
     a CRC of 0x0A1B must read ``0A1B``, or banking apps reject the code.
     Check value: ``crc16_ccitt_false(b"123456789") == "29B1"``.
+
+    :func:`binascii.crc_hqx` is this CRC (the XMODEM/CCITT polynomial, unreflected) with the
+    start value as a parameter; in C it is ~30 times faster than a Python table loop, which
+    mattered on the order-creation hot path.
     """
-    crc = 0xFFFF
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ byte) & 0xFF]
-    return f"{crc:04X}"
+    return f"{binascii.crc_hqx(data, 0xFFFF):04X}"
 
 
 def _tlv(tag: str, value: str) -> str:
@@ -122,6 +112,29 @@ def _ascii_text(name: str, value: str, max_length: int) -> str:
     if len(text) > max_length:
         raise ValueError(f"{name} is {len(text)} characters; at most {max_length} allowed")
     return text
+
+
+_COUNTRY = "5802VN"
+
+
+@functools.lru_cache(maxsize=1024)
+def _head(bank_bin: str, account: str, dynamic: bool, service: str) -> str:
+    """Ids 00, 01, 38 and 53: the same for every order to one account, so built (and the
+    account checked) once per account rather than once per order."""
+    if not isinstance(bank_bin, str) or not _BIN_RE.fullmatch(bank_bin):
+        raise ValueError("bank_bin must be 6 digits")
+    if not isinstance(account, str) or not _ACCOUNT_RE.fullmatch(account):
+        raise ValueError("account must be 1-19 ASCII letters or digits")
+    if service not in (SERVICE_TO_ACCOUNT, SERVICE_TO_CARD):
+        raise ValueError(f"service must be {SERVICE_TO_ACCOUNT} or {SERVICE_TO_CARD}")
+    beneficiary = _tlv("00", bank_bin) + _tlv("01", account)
+    merchant_account = _tlv("00", NAPAS_GUID) + _tlv("01", beneficiary) + _tlv("02", service)
+    return (
+        _tlv("00", "01")
+        + _tlv("01", "12" if dynamic else "11")
+        + _tlv("38", merchant_account)
+        + _tlv("53", CURRENCY_VND)
+    )
 
 
 def build_payload(
@@ -148,29 +161,14 @@ def build_payload(
 
     Raises :class:`ValueError` (or :class:`TypeError` for a wrong type).
     """
-    if not isinstance(bank_bin, str) or not _BIN_RE.fullmatch(bank_bin):
-        raise ValueError("bank_bin must be 6 digits")
-    if not isinstance(account, str) or not _ACCOUNT_RE.fullmatch(account):
-        raise ValueError("account must be 1-19 ASCII letters or digits")
-    if service not in (SERVICE_TO_ACCOUNT, SERVICE_TO_CARD):
-        raise ValueError(f"service must be {SERVICE_TO_ACCOUNT} or {SERVICE_TO_CARD}")
+    parts = [_head(bank_bin, account, dynamic, service)]
     if amount is not None:
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise TypeError("amount must be an int number of dong")
         if amount <= 0 or len(str(amount)) > _MAX_AMOUNT_DIGITS:
             raise ValueError(f"amount must be positive with at most {_MAX_AMOUNT_DIGITS} digits")
-
-    beneficiary = _tlv("00", bank_bin) + _tlv("01", account)
-    merchant_account = _tlv("00", NAPAS_GUID) + _tlv("01", beneficiary) + _tlv("02", service)
-    parts = [
-        _tlv("00", "01"),
-        _tlv("01", "12" if dynamic else "11"),
-        _tlv("38", merchant_account),
-        _tlv("53", CURRENCY_VND),
-    ]
-    if amount is not None:
         parts.append(_tlv("54", str(amount)))
-    parts.append(_tlv("58", "VN"))
+    parts.append(_COUNTRY)
     if merchant_name is not None:
         parts.append(_tlv("59", _ascii_text("merchant_name", merchant_name, _MAX_NAME_LENGTH)))
     if city is not None:

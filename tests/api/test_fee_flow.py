@@ -224,6 +224,27 @@ def test_openapi_lists_the_contract(client: TestClient) -> None:
         assert path in paths, path
 
 
+def test_openapi_documents_the_key_and_the_idempotency_header(client: TestClient) -> None:
+    """The API key is a bearer security scheme (Swagger's "Authorize" works) on every client
+    route, and order creation declares its required Idempotency-Key, although both are read
+    from the request directly on that hot path."""
+    doc = client.get("/openapi.json").json()
+    assert doc["components"]["securitySchemes"]["ApiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "API key",
+        "description": "The one-stop client's API key, shown once by `motcua client add`.",
+    }
+    create = doc["paths"]["/api/v1/payment-orders"]["post"]
+    assert create["security"] == [{"ApiKey": []}]
+    assert doc["paths"]["/api/v1/payment-orders/{order_id}"]["get"]["security"] == [
+        {"ApiKey": []}
+    ]
+    (key,) = [p for p in create["parameters"] if p["name"] == "Idempotency-Key"]
+    assert key["in"] == "header" and key["required"] is True
+    assert not [p for p in create.get("parameters", []) if p["name"].lower() == "authorization"]
+
+
 def _raw(client: TestClient, auth: dict[str, str], data: bytes, key: str = "raw-1") -> Any:
     return client.post(
         "/api/v1/payment-orders",

@@ -204,3 +204,33 @@ def test_catalogue_additions_are_seen_at_once(pg_app: Any) -> None:
     assert [r.status_code for r in second] == [201, 201], [r.text for r in second]
     assert second[0].json()["amount"] == 15_000
     assert second[1].json()["amount"] == 2_000 + 7_000
+
+
+def test_text_that_cannot_be_stored_is_refused_cleanly(pg_app: Any) -> None:
+    """A lone UTF-16 surrogate (``"\\ud800"`` in the JSON) parses in Python but is not text
+    PostgreSQL can store or UTF-8 can carry: a 422 problem, nothing written, never a 500."""
+
+    async def run() -> list[httpx.Response]:
+        async with pg_app.router.lifespan_context(pg_app):
+            transport = httpx.ASGITransport(app=pg_app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                raw = [
+                    b'{"dossier_code":"H01\\ud800","procedure_code":"1.001612",'
+                    b'"payer":{"name":"An"},"fees":[{"fee_code":"CT-BS","quantity":1}]}',
+                    b'{"dossier_code":"H01","procedure_code":"1.001612",'
+                    b'"payer":{"name":"An\\udfff"},"fees":[{"fee_code":"CT-BS","quantity":1}]}',
+                ]
+                return [
+                    await c.post(
+                        "/api/v1/payment-orders",
+                        content=body,
+                        headers={**AUTH, "Idempotency-Key": f"sur-{i}",
+                                 "Content-Type": "application/json"},
+                    )
+                    for i, body in enumerate(raw)
+                ]
+
+    answers = asyncio.run(run())
+    assert [r.status_code for r in answers] == [422, 422], [r.text for r in answers]
+    assert {r.json()["code"] for r in answers} == {"validation_error"}
+    assert _counts() == (0, 0, 0)

@@ -67,16 +67,36 @@ def test_generate_is_unique_enough() -> None:
 
 
 def test_generate_uses_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
+    """The random part is one ``secrets.randbelow(29**10)`` written in base 29, least
+    significant digit first: 0 → all "2", and the largest draw → all "Y"."""
+    draws: list[int] = []
 
-    def choice(seq: str) -> str:
-        calls.append(seq)
-        return seq[0]
+    def randbelow(n: int, value: int = 0) -> int:
+        draws.append(n)
+        return value
 
-    monkeypatch.setattr(secrets, "choice", choice)
+    monkeypatch.setattr(secrets, "randbelow", randbelow)
     ref = generate()
-    assert len(calls) == RANDOM_LENGTH
+    assert draws == [len(ALPHABET) ** RANDOM_LENGTH]
     assert ref == "MC" + "2" * RANDOM_LENGTH + calc_check_digit("MC" + "2" * RANDOM_LENGTH)
+
+    monkeypatch.setattr(secrets, "randbelow", lambda n: n - 1)
+    assert generate()[2:-1] == "Y" * RANDOM_LENGTH
+    monkeypatch.setattr(secrets, "randbelow", lambda n: 1 + 3 * len(ALPHABET))
+    assert generate()[2:4] == ALPHABET[1] + ALPHABET[3]
+
+
+def test_generate_covers_the_alphabet_evenly() -> None:
+    """Every position takes every character, in roughly equal shares (a base-29 slip, e.g.
+    dividing by 28, would starve the last character or a position)."""
+    counts = [dict.fromkeys(ALPHABET, 0) for _ in range(RANDOM_LENGTH)]
+    n = 29 * 400
+    for _ in range(n):
+        for position, char in enumerate(generate()[2:-1]):
+            counts[position][char] += 1
+    for position in counts:
+        assert min(position.values()) > 400 * 0.6
+        assert max(position.values()) < 400 * 1.4
 
 
 def test_generate_with_other_prefix() -> None:
