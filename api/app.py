@@ -145,10 +145,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     observability.install(app, engine)  # outermost: 413s get request ids and headers too
 
 
-    app.include_router(health.router)
-    app.include_router(observability.router)
+    # The busiest routes first: this FastAPI matches routes one by one at ~1.5 µs each, so an
+    # order or a bank notification should not walk past the others (paths do not overlap).
     app.include_router(orders.router)
     app.include_router(bankfeeds.router)
+    app.include_router(health.router)
+    app.include_router(observability.router)
     app.include_router(exceptions.router)
     app.include_router(card.router)
     app.include_router(callbacks.router)

@@ -467,6 +467,10 @@ class OrderIntake:
     async def _drain(self) -> None:
         try:
             while self._queue:
+                # One turn of the event loop first: requests whose bytes arrived in the same
+                # poll as our wake-up (the previous batch's result) are priced and queued
+                # before this batch leaves, instead of waiting a whole round trip for the next.
+                await asyncio.sleep(0)
                 batch: list[_Pending] = []
                 waiting: list[_Pending] = []
                 keys: set[tuple[str, str, str]] = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from payments import idempotency, vietqr
 from payments.cash import record_cash
 from payments.credentials import check_callback_url
 from payments.issuing import issue_for_order
-from payments.models import ApiClient, PaymentOrder
+from payments.models import Agency, ApiClient, PaymentOrder
 from payments.order_intake import AgencySnapshot, OrderIntake
 from payments.orders import (
     FeeRequest,
@@ -86,17 +87,8 @@ async def create(body: PaymentOrderIn, request: Request, client: ClientDep) -> R
     payer = body.payer.model_dump(mode="json")
     intake: OrderIntake | None = getattr(request.app.state, "order_intake", None)
     if intake is not None:
-        agency = client.agency
         result = await intake.create(
-            agency=AgencySnapshot(
-                id=agency.id,
-                code=agency.code,
-                name=agency.name,
-                bank_bin=agency.bank_bin,
-                bank_account=agency.bank_account,
-                bank_account_name=agency.bank_account_name,
-                time_zone=agency.time_zone,
-            ),
+            agency=_snapshot(client.agency),
             client_id=client.id,
             scope=SCOPE_CREATE,
             key=idempotency.check_key(idempotency_key),
@@ -130,6 +122,26 @@ async def create(body: PaymentOrderIn, request: Request, client: ClientDep) -> R
     return await run_in_threadpool(
         _create_with_orm, body, order_request, client, engine, settings, idempotency_key
     )
+
+
+_snapshots: weakref.WeakKeyDictionary[Agency, AgencySnapshot] = weakref.WeakKeyDictionary()
+
+
+def _snapshot(agency: Agency) -> AgencySnapshot:
+    """Per agency object: the API-key cache in :mod:`api.deps` hands out the same detached
+    client (and agency) for 30 s, so the snapshot is taken once per refresh, not per order."""
+    snap = _snapshots.get(agency)
+    if snap is None:
+        snap = _snapshots[agency] = AgencySnapshot(
+            id=agency.id,
+            code=agency.code,
+            name=agency.name,
+            bank_bin=agency.bank_bin,
+            bank_account=agency.bank_account,
+            bank_account_name=agency.bank_account_name,
+            time_zone=agency.time_zone,
+        )
+    return snap
 
 
 def _create_with_orm(
