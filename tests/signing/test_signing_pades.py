@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -240,6 +241,39 @@ def test_a_long_certificate_chain_gets_more_room(
     assert KeySourceSigner(long_chain).reserved_size(DEFAULT_BYTES_RESERVED) > 8192
     assert KeySourceSigner(key_source).reserved_size(DEFAULT_BYTES_RESERVED) == 8192
     assert verify_pdf(sign_pdf(unsigned, long_chain, signing_time=at)).valid
+
+
+def test_signed_attributes_from_the_template_are_pyhankos_bytes(key_source: KeySource) -> None:
+    """The DER template (digest spliced into a cached encoding) must give exactly the bytes
+    pyHanko builds itself, for any digest, and leave other requests to pyHanko."""
+    from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes, Signer
+
+    signer = KeySourceSigner(key_source)
+
+    async def both(digest: bytes, **kwargs: object) -> tuple[bytes, bytes]:
+        ours = await signer.signed_attrs(digest, "sha256", use_pades=True, **kwargs)
+        theirs = await Signer.signed_attrs(signer, digest, "sha256", use_pades=True, **kwargs)
+        return ours.dump(), theirs.dump()
+
+    digests = [bytes(32), b"\xff" * 32, *(os.urandom(32) for _ in range(50))]
+    for digest in digests:
+        ours, theirs = asyncio.run(both(digest))
+        assert ours == theirs
+        assert digest in ours
+    settings = PdfCMSSignedAttributes(signing_time=datetime(2026, 11, 21, tzinfo=UTC))
+    ours, theirs = asyncio.run(both(os.urandom(32), attr_settings=settings))
+    assert ours == theirs  # PAdES ignores signingTime: same template
+    assert len(signer._attr_templates) == 1
+
+    async def not_pades() -> tuple[bytes, bytes]:
+        digest = os.urandom(32)
+        ours = await signer.signed_attrs(digest, "sha256", attr_settings=settings)
+        theirs = await Signer.signed_attrs(signer, digest, "sha256", attr_settings=settings)
+        return ours.dump(), theirs.dump()
+
+    ours, theirs = asyncio.run(not_pades())
+    assert ours == theirs  # CMS (not PAdES) carries signingTime: built by pyHanko itself
+    assert len(signer._attr_templates) == 1
 
 
 def test_async_variant_runs_inside_an_event_loop(
