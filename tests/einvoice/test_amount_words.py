@@ -155,3 +155,13 @@ def test_wording_invariants() -> None:
         assert words[0].isupper()
         assert "  " not in words
         assert " lẻ " not in f" {words} "
+
+
+def test_the_cache_never_answers_a_bool_for_an_int() -> None:
+    """``amount_in_words`` is cached; ``True == 1`` must still be refused after 1 was worded."""
+    assert amount_in_words(1) == "Một đồng"
+    with pytest.raises(ValueError):
+        amount_in_words(True)
+    with pytest.raises(ValueError):
+        amount_in_words(False)
+    assert amount_in_words(0) == "Không đồng"
