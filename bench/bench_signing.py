@@ -20,6 +20,7 @@ from signing.xmldsig import sign_enveloped
 from signing.xmldsig_fast import sign_enveloped_fast
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+ROUNDS = 5
 
 
 def document(n: int) -> ReceiptDocument:
@@ -98,9 +99,18 @@ def run(table: Table) -> None:
         validate_receipt_xml(signed)
 
     generic = rate(one_receipt, max_n=5000)
-    ours = rate(one_receipt_fast, max_n=10000)
+    # Alternating rounds, median ratio: this VM's speed drifts between seconds, and a baseline
+    # taken once at the start swung the ratio by ±0.1 on its own.
+    pairs = []
+    for _ in range(ROUNDS):
+        base = rate(lambda: private.sign(data, padding.PKCS1v15(), hashes.SHA256()), max_s=1.5)
+        pairs.append((base, rate(one_receipt_fast, max_n=10000, max_s=1.5)))
+    pairs.sort(key=lambda pair: pair[1] / pair[0])
+    raw, ours = pairs[len(pairs) // 2]
+    rounds = ", ".join(f"{o / b:.2f}" for b, o in pairs)
     table.add(
-        "signed XML receipts/s (build + sign + XSD) ÷ raw RSA-2048 signs/s",
+        "signed XML receipts/s (build + sign + XSD) ÷ raw RSA-2048 signs/s"
+        f" (median of {ROUNDS} alternating rounds: {rounds})",
         f"{ours:,.0f}/s",
         f"{raw:,.0f}/s",
         f"{ours / raw:.2f}",
