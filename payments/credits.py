@@ -64,6 +64,21 @@ def process_event(session: Session, event_id: int) -> ProcessResult:
     )
     if known is not None:
         return ProcessResult(known, None)
+    # Decide first, then insert the credit once with its final order and status: the credit
+    # used to be inserted early and updated twice, two round trips on every notification.
+    to_issue: str | None = None
+    order: PaymentOrder | None = None
+    earlier = 0
+    if agency_row.bank_account not in (credit_data.account_number, credit_data.sub_account):
+        status = MatchStatus.WRONG_ACCOUNT
+    else:
+        order = _order_for(session, agency, credit_data.memo)
+        if order is None:
+            status = MatchStatus.UNKNOWN_REFERENCE
+        else:
+            earlier = topup_total(session, order.id)
+            status = _classify(order, credit_data.amount + earlier)
+    matched = status is MatchStatus.MATCHED
     credit = BankCredit(
         agency_id=agency,
         event_id=event.id,
@@ -72,31 +87,19 @@ def process_event(session: Session, event_id: int) -> ProcessResult:
         amount=credit_data.amount,
         memo=credit_data.memo,
         booked_at=credit_data.booked_at,
-        match_status=MatchStatus.UNKNOWN_REFERENCE.value,
+        # only an exact match links a credit to an order
+        order_id=order.id if matched and order is not None else None,
+        match_status=status.value,
     )
     session.add(credit)
-    session.flush()
-    to_issue: str | None = None
-    order: PaymentOrder | None = None
-    if agency_row.bank_account not in (credit_data.account_number, credit_data.sub_account):
-        credit.match_status = MatchStatus.WRONG_ACCOUNT.value
+    if matched and order is not None:
+        mark_succeeded(order, method="transfer", at=credit_data.booked_at)
+        if earlier:
+            close_topups(session, order.id, credit.bank_reference)
+        to_issue = order.id
     else:
-        order = _order_for(session, agency, credit_data.memo)
-        if order is not None:
-            credit.order_id = order.id
-            earlier = topup_total(session, order.id)
-            status = _classify(order, credit_data.amount + earlier)
-            credit.match_status = status.value
-            if status is MatchStatus.MATCHED:
-                mark_succeeded(order, method="transfer", at=credit_data.booked_at)
-                if earlier:
-                    close_topups(session, order.id, credit.bank_reference)
-                to_issue = order.id
-    if credit.match_status != MatchStatus.MATCHED.value:
-        credit.order_id = None  # only an exact match links a credit to an order
-        open_exception(
-            session, credit, ExceptionKind(credit.match_status), order.id if order else None
-        )
+        session.flush()  # the exception refers to the credit's id
+        open_exception(session, credit, ExceptionKind(status.value), order.id if order else None)
     session.flush()
     return ProcessResult(credit, to_issue)
 
