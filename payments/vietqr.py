@@ -114,7 +114,7 @@ def _ascii_text(name: str, value: str, max_length: int) -> str:
     return text
 
 
-_COUNTRY = "5802VN"
+_COUNTRY = _tlv("58", "VN")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -52,10 +52,8 @@ from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
-from pyhanko.sign.attributes import SigningCertificateV2Provider
 from pyhanko.sign.fields import SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.general import SigningError as PyHankoSigningError
-from pyhanko.sign.general import as_signing_certificate_v2
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner
 from pyhanko.sign.validation import async_validate_pdf_signature
@@ -109,17 +107,6 @@ def _pdf_error(code: str, en: str, vi: str) -> SigningError:
     return SigningError(code, en, vi)
 
 
-class _FixedSigningCertificate(SigningCertificateV2Provider):
-    """The signing-certificate-v2 attribute, already built."""
-
-    def __init__(self, signing_cert: Any, value: Any) -> None:
-        super().__init__(signing_cert=signing_cert)
-        self._value = value
-
-    async def build_attr_value(self, dry_run: bool = False) -> Any:
-        return self._value
-
-
 class KeySourceSigner(Signer):
     """A pyHanko ``Signer`` over a :class:`~signing.keys.KeySource`, key kept loaded.
 
@@ -137,7 +124,6 @@ class KeySourceSigner(Signer):
             self.cert_registry.register(_asn1(issuer))
         self._key = key
         self._signature_bytes = (key.private_key.key_size + 7) // 8
-        self._signing_certificate_attr = as_signing_certificate_v2(self.signing_cert)
         self._attr_templates: dict[tuple[str, str, bool, int], tuple[bytes, bytes]] = {}
 
     async def signed_attrs(
@@ -194,29 +180,6 @@ class KeySourceSigner(Signer):
             prefix, _, suffix = der.partition(sentinel)
             template = self._attr_templates[key] = (prefix, suffix)
         return asn1_cms.CMSAttributes.load(template[0] + data_digest + template[1])
-
-    def _signed_attr_provider_spec(self, *args: Any, **kwargs: Any) -> Any:
-        """pyHanko's spec, with the signing-certificate-v2 attribute computed once per key.
-
-        The attribute hashes the DER of our certificate; rebuilding it for every document was
-        a tenth of the signing time. It depends only on the certificate, so it is cached.
-        """
-        spec = super()._signed_attr_provider_spec(*args, **kwargs)
-        original = spec.signed_attr_providers
-        cached = self._signing_certificate_attr
-
-        def providers(data_digest: bytes, digest_algorithm: str) -> Any:
-            for provider in original(data_digest=data_digest, digest_algorithm=digest_algorithm):
-                if type(provider) is SigningCertificateV2Provider:
-                    yield _FixedSigningCertificate(self.signing_cert, cached)
-                else:
-                    yield provider
-
-        try:
-            spec.signed_attr_providers = providers
-        except (AttributeError, TypeError):  # a frozen spec in another pyHanko: no caching
-            return spec
-        return spec
 
     async def async_sign_raw(
         self, data: bytes, digest_algorithm: str, dry_run: bool = False
