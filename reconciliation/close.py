@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from lxml import etree
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from einvoice.models import Receipt
@@ -240,29 +240,21 @@ def run_close(
 
 def has_later_records(session: Session, close: DailyClose) -> bool:
     """Receipts or bank credits of the close's window recorded after its watermark."""
-    receipts = session.scalar(
-        select(func.count())
-        .select_from(Receipt)
-        .where(
-            Receipt.agency_id == close.agency_id,
-            Receipt.issued_at >= close.window_start,
-            Receipt.issued_at < close.window_end,
-            Receipt.created_at > close.watermark,
+    for created_at, in_window, agency_id in (
+        (Receipt.created_at, Receipt.issued_at, Receipt.agency_id),
+        (BankCredit.created_at, BankCredit.booked_at, BankCredit.agency_id),
+    ):
+        later = select(
+            exists().where(
+                agency_id == close.agency_id,
+                in_window >= close.window_start,
+                in_window < close.window_end,
+                created_at > close.watermark,
+            )
         )
-    )
-    if receipts:
-        return True
-    credits = session.scalar(
-        select(func.count())
-        .select_from(BankCredit)
-        .where(
-            BankCredit.agency_id == close.agency_id,
-            BankCredit.booked_at >= close.window_start,
-            BankCredit.booked_at < close.window_end,
-            BankCredit.created_at > close.watermark,
-        )
-    )
-    return bool(credits)
+        if session.scalar(later):
+            return True
+    return False
 
 
 def stale_closes(session: Session) -> list[DailyClose]:

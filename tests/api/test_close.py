@@ -229,3 +229,44 @@ def test_other_agency_gets_404_and_changes_nothing(
         assert row is not None and row.state == "open"
         assert fix is not None and fix.state == "requested" and fix.approved_by is None
     assert count(Correction) == 1
+
+
+def test_records_after_the_close_reopen_the_day(
+    client: TestClient, auth: dict[str, str], demo: Settings
+) -> None:
+    """A receipt or a bank credit of the closed day recorded after the close's watermark means
+    the close no longer covers the day: the desk shows it red and the scheduler re-opens it."""
+    from reconciliation.close import has_later_records, stale_closes
+
+    order = create(client, auth, "late-1").json()
+    sepay(client, 6000, order["reference"])
+    close, _ = close_today()
+    with session_scope() as s:
+        closed = s.get(DailyClose, close.id)  # type: ignore[attr-defined]
+        assert closed is not None
+        assert not has_later_records(s, closed)
+        assert stale_closes(s) == []
+
+    sepay(client, 50000, "chuyen tien nham tai khoan")  # a credit after the close, same day
+    with session_scope() as s:
+        closed = s.get(DailyClose, close.id)  # type: ignore[attr-defined]
+        assert closed is not None
+        assert has_later_records(s, closed)
+        assert [c.id for c in stale_closes(s)] == [closed.id]
+        assert closed.reopened_at is not None
+
+    again, _ = close_today()  # closing again covers the new credit
+    with session_scope() as s:
+        assert stale_closes(s) == []
+
+    cash = create(client, auth, "late-2").json()  # a receipt after the close, and no credit
+    paid = client.post(
+        f"/api/v1/payment-orders/{cash['id']}/cash",
+        json={"amount": cash["amount"], "clerk": "Thu quỹ"},
+        headers={**auth, "Idempotency-Key": "late-2-cash"},
+    )
+    assert paid.status_code == 200 and paid.json()["receipt"], paid.text
+    with session_scope() as s:
+        latest = s.get(DailyClose, again.id)  # type: ignore[attr-defined]
+        assert latest is not None and has_later_records(s, latest)
+        assert [c.id for c in stale_closes(s)] == [latest.id]
