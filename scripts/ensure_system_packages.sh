@@ -3,7 +3,7 @@
 # Idempotent: when everything is present it only runs dpkg queries (no apt-get at all).
 set -euo pipefail
 
-SYSTEM_PACKAGES="postgresql redis-server xmlsec1 poppler-utils softhsm2 opensc zbar-tools fonts-dejavu-core wrk chromium"
+SYSTEM_PACKAGES="postgresql redis-server xmlsec1 poppler-utils softhsm2 opensc zbar-tools fonts-dejavu-core wrk chromium faketime"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import time_machine
 from infra import PostgresServer, RedisServer
+from infra.clock import Clock, moment, run_start, set_run_start
 
 os.environ.setdefault("MOTCUA_DATA_DIR", "/tmp/motcua-test-unused")
 os.environ["MOTCUA_TASK_EAGER"] = "true"
@@ -34,6 +36,62 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="fault suite: also run the long variants (x20 kills, 8x5,000 issuers, ...)",
     )
+    parser.addoption(
+        "--clock",
+        default=os.environ.get("MOTCUA_TEST_CLOCK", ""),
+        metavar="WHEN",
+        help="move the clock for the whole run: now, new-year-eve, new-year, month-end, sunday "
+        "or an ISO time with an offset; each test starts there (tests/infra/clock.py)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Move the clock before anything is collected, so module-level values and session
+    fixtures (certificates, templates) are made in the moved time too."""
+    spec = str(config.getoption("--clock") or "")
+    if not spec:
+        return
+    start = moment(spec)
+    set_run_start(start)
+    traveller = time_machine.travel(start, tick=True)
+    traveller.start()
+    config.stash[_TRAVELLER] = traveller
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    traveller = config.stash.get(_TRAVELLER, None)
+    if traveller is not None:
+        traveller.stop()
+        set_run_start(None)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    start = run_start()
+    if start is None:
+        return "clock: real"
+    local = start.astimezone(Clock().zone)
+    return f"clock: moved, each test starts at {local.isoformat()} ({start.isoformat()})"
+
+
+_TRAVELLER = pytest.StashKey[time_machine.travel]()
+
+
+@pytest.fixture(autouse=True)
+def _moved_clock() -> Iterator[None]:
+    """In a moved run, every test starts at the same moment (then time flows), so a test at
+    23:50 gets its ten minutes before midnight whatever ran before it."""
+    start = run_start()
+    if start is None:
+        yield
+        return
+    with time_machine.travel(start, tick=True):
+        yield
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The one clock tests derive dates from (tests/infra/clock.py)."""
+    return Clock()
 
 
 @pytest.fixture(scope="session")

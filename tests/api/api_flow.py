@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from infra.clock import bank_time
 from sqlalchemy import func, select
 
 from api.demo import DEMO_SEPAY_KEY
 from settings.db import session_scope
 
 ORDER = {
-    "dossier_code": "H01.22-261121-0001",
+    "dossier_code": "H01.22-000001-0001",  # a dossier code is an opaque string to us
     "procedure_code": "1.001612",
     "payer": {
         "name": "Nguyễn Văn An",
@@ -40,12 +41,15 @@ def sepay(
     sepay_id: int | None = None,
     ref: str | None = None,
     account: str = "113000012345",
+    booked: str | None = None,
 ) -> Any:
+    """A SePay notification as SePay sends it; booked now (agency-local wall time) unless
+    ``booked`` gives the bank's own ``transactionDate``."""
     sid = sepay_id or next(_sepay_id)
     body = {
         "id": sid,
         "gateway": "VietinBank",
-        "transactionDate": "2026-11-21 10:15:00",
+        "transactionDate": booked or bank_time(),
         "accountNumber": account,
         "code": None,
         "content": content,

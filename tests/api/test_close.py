@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from api_flow import count, create, sepay
 from fastapi.testclient import TestClient
+from infra.clock import today
 from sqlalchemy import select
 from staff_flow import sign_in
 
@@ -26,14 +26,12 @@ from settings.db import session_scope, utcnow
 from signing.keys import load_key_source
 from signing.xmldsig import verify_enveloped
 
-ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
-
 
 def close_today(actor: str = "Kế toán Hà") -> tuple[object, list[ReconBreak]]:
     with session_scope() as s:
         agency = agency_by_code(s, "DEMO-HUYEN")
         key = load_key_source(agency.signing_key_ref) if agency.signing_key_ref else None
-        result = run_close(s, agency, utcnow().astimezone(ZONE).date(), actor=actor, key=key)
+        result = run_close(s, agency, today(), actor=actor, key=key)
         return result.close, result.breaks
 
 
@@ -123,7 +121,7 @@ def test_future_day_is_refused(demo: Settings) -> None:
         run_close(
             s,
             agency_by_code(s, "DEMO-HUYEN"),
-            (utcnow() + timedelta(days=2)).date(),
+            today() + timedelta(days=2),
             actor="x",
             key=None,
         )
@@ -169,7 +167,7 @@ def test_staff_routes_refuse_the_client_key_and_clerks(
 ) -> None:
     """The one-stop client's key no longer reaches accountant work; a clerk is refused too, and
     an accountant's POST without the CSRF token is refused: nothing is closed or resolved."""
-    day = utcnow().astimezone(ZONE).date().isoformat()
+    day = today().isoformat()
     routes = _staff_routes(day)
     for method, url, body in routes:
         res = client.request(method, url, json=body, headers=auth)
@@ -196,7 +194,7 @@ def test_other_agency_gets_404_and_changes_nothing(
 ) -> None:
     sepay(client, 50000, "chuyen tien nham tai khoan")
     ha = sign_in(client, "ketoan")
-    day = utcnow().astimezone(ZONE).date().isoformat()
+    day = today().isoformat()
     close = client.post("/api/v1/closes", json={"date": day}, headers=ha).json()
     [stray] = close["breaks"]
     req = client.post(

@@ -7,21 +7,24 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from api_flow import create, sepay
 from fastapi.testclient import TestClient
+from infra.clock import subprocess_env, today
 from infra.ports import free_port, wait_for_port
 from staff_flow import sign_in
 
 from settings.config import Settings
-from settings.db import utcnow
 
 MOTCUA = str(Path(sys.executable).with_name("motcua"))
-TODAY = lambda: utcnow().astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()  # noqa: E731
+
+
+def TODAY() -> str:
+    return today().isoformat()
 
 
 @pytest.fixture
@@ -38,7 +41,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             "--data-dir",
             str(tmp_path / "tax"),
         ],
-        env=env,
+        env=subprocess_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -55,7 +58,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def run_close() -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [MOTCUA, "close", "--agency", "DEMO-HUYEN", "--date", TODAY()],
-        env=dict(os.environ),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -179,7 +182,9 @@ def test_close_and_revenue_over_http(
             ["pdfsig", str(path)], capture_output=True, text=True, check=False
         ).stdout
         assert "Signature is Valid" in out
-    future = client.post("/api/v1/closes", json={"date": "2099-01-01"}, headers=minh)
+    future = client.post(
+        "/api/v1/closes", json={"date": (today() + timedelta(days=1)).isoformat()}, headers=minh
+    )
     assert future.status_code == 422 and future.json()["code"] == "day_in_future"
 
 
@@ -202,7 +207,7 @@ def test_error_notice_and_registration_reach_the_sandbox(
     assert notice.status_code == 201, notice.text
     sent = subprocess.run(
         [MOTCUA, "tax", "send-notices"],
-        env=dict(os.environ),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -224,7 +229,7 @@ def test_error_notice_and_registration_reach_the_sandbox(
             "--tax-authority-name",
             "Thuế cơ sở 1 tỉnh Mẫu Sơn",
         ],
-        env=dict(os.environ),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=120,

@@ -7,6 +7,7 @@ import threading
 
 from api_flow import count, create
 from fastapi.testclient import TestClient
+from infra.clock import bank_time
 from sqlalchemy import select
 
 from api.routes.bankfeeds import receive_sepay
@@ -27,7 +28,7 @@ def test_three_concurrent_deliveries_make_one_payment(
         {
             "id": 515151,
             "gateway": "VietinBank",
-            "transactionDate": "2026-11-21 09:00:00",
+            "transactionDate": bank_time(),
             "accountNumber": "113000012345",
             "content": f"CK {order['reference']}",
             "transferType": "in",

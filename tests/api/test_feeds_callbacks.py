@@ -11,6 +11,7 @@ from pathlib import Path
 from api_flow import ORDER, count, create, sepay
 from fastapi.testclient import TestClient
 from infra.callback_receiver import CallbackReceiver
+from infra.clock import bank_time, subprocess_env
 from sqlalchemy import select
 
 from payments import callbacks
@@ -35,7 +36,7 @@ def casso_body(order_ref: str, amount: int, tx_id: int) -> dict[str, object]:
             "description": f"CT DEN:0241 {order_ref} nop phi",
             "amount": amount,
             "runningBalance": 5_000_000,
-            "transactionDateTime": "2026-11-21 09:30:00",
+            "transactionDateTime": bank_time(),
             "accountNumber": "113000012345",
             "bankName": "VietinBank",
             "bankAbbreviation": "ICB",
@@ -125,9 +126,8 @@ def test_statement_for_another_account_or_future_is_refused(
 
 
 def test_bank_import_cli(demo: Settings, tmp_path: Path) -> None:
-    import os
 
-    env = {**os.environ}
+    env = subprocess_env()
     path = SAMPLES / "camt053_vietinbank.xml"
     done = subprocess.run(
         [MOTCUA, "bank", "import", str(path), "--agency", "DEMO-HUYEN", "--format", "camt053"],

@@ -19,10 +19,11 @@ import httpx
 import pytest
 from api_flow import ORDER, create
 from fastapi.testclient import TestClient
+from infra.clock import today as clock_today
 from sqlalchemy import func, select
 
 import api.deps
-from api.demo import DEMO_AGENCY, DEMO_STAFF_PASSWORD
+from api.demo import CATALOG_FROM, DEMO_AGENCY, DEMO_STAFF_PASSWORD
 from api.pages.admin import certificate_status
 from api.staff.models import StaffAccount, StaffAdminEvent, StaffSession
 from api.staff.sessions import create_staff
@@ -111,7 +112,7 @@ def other_agency(demo: Settings) -> dict[str, str]:
         member = create_staff(session, other.id, "xa.khac", "Lê Văn Cường", NEW_PASSWORD, ["clerk"])
         issued = add_client(session, other, "Một cửa xã Khác", None, allow_loopback=True)
         feed, _ = add_bank_feed(session, other, "sepay")
-        import_catalog(session, other, CSV_HEADER.encode() + OTHER_ROW, effective_from=date(2026, 1, 1))
+        import_catalog(session, other, CSV_HEADER.encode() + OTHER_ROW, effective_from=CATALOG_FROM)
         item = session.scalar(
             select(FeeItem).join(Procedure).where(Procedure.agency_id == other.id)
         )
@@ -139,7 +140,7 @@ def test_pages_render_in_vietnamese_and_english(client: TestClient, admin: str) 
     for username in ("thuquy", "ketoan", "ketoan2", "quantri"):
         assert username in users
     catalog = client.get("/staff/admin/catalog").text
-    assert "CT-BS" in catalog and "2.000 đ" in catalog and "01/01/2026" in catalog
+    assert "CT-BS" in catalog and "2.000 đ" in catalog and CATALOG_FROM.strftime("%d/%m/%Y") in catalog
 
 
 def test_clerk_is_refused_and_nothing_changes(client: TestClient, demo: Settings) -> None:
@@ -207,7 +208,7 @@ def test_other_agencys_objects_are_404_and_unchanged(
         (f"/staff/admin/keys/clients/{client_id}/revoke", {}),
         (f"/staff/admin/keys/feeds/{feed_id}/revoke", {}),
         (f"/staff/admin/catalog/fees/{other_agency['fee']}/price",
-         {"amount": "1", "effective_from": date.today().isoformat()}),
+         {"amount": "1", "effective_from": clock_today().isoformat()}),
     ):
         response = client.post(path, data={**data, "csrf_token": admin})
         assert response.status_code == 404, (path, response.text[:300])
@@ -409,7 +410,7 @@ def test_admin_cannot_lock_themself_out(client: TestClient, admin: str, demo: Se
 
 
 def _local_today() -> date:
-    return datetime.now(ZoneInfo(DEMO_AGENCY.time_zone)).date()
+    return clock_today(ZoneInfo(DEMO_AGENCY.time_zone))
 
 
 def _fee_id(settings: Settings, procedure: str, fee: str) -> str:
@@ -448,7 +449,7 @@ def test_new_price_is_a_new_row_and_earlier_orders_keep_theirs(
         new = session.get(FeeItem, new_id)
         assert old is not None and new is not None
         assert (old.amount, old.effective_from, old.effective_to) == (
-            2_000, date(2026, 1, 1), today - timedelta(days=1),
+            2_000, CATALOG_FROM, today - timedelta(days=1),
         )
         assert (new.amount, new.effective_from, new.effective_to) == (3_000, today, None)
         assert (new.max_amount, new.unit, new.legal_basis) == (
@@ -482,7 +483,7 @@ def test_bad_price_edits_change_nothing(client: TestClient, admin: str, demo: Se
         ("mười nghìn", today.isoformat(), "số nguyên đồng"),
         ("-5", today.isoformat(), "số nguyên đồng"),
         ("12000", (today - timedelta(days=1)).isoformat(), "ngày đã qua"),
-        ("12000", "21/11/2026", "YYYY-MM-DD"),
+        ("12000", today.strftime("%d/%m/%Y"), "YYYY-MM-DD"),
         ("10.000", today.isoformat(), "already costs"),
     ):
         response = client.post(
@@ -562,7 +563,7 @@ def test_good_catalogue_imports_with_its_effective_date(
             )
         )
         assert [(v.amount, v.effective_from, v.effective_to) for v in versions] == [
-            (10_000, date(2026, 1, 1), start - timedelta(days=1)),
+            (10_000, CATALOG_FROM, start - timedelta(days=1)),
             (12_000, start, None),
         ]
     (event,) = _events(demo, "catalog_imported")

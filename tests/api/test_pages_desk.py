@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 from api_flow import create, sepay
 from fastapi.testclient import TestClient
+from infra.clock import today as clock_today
 from infra.ports import free_port
 from staff_flow import sign_in
 
@@ -19,13 +20,14 @@ from payments.agencies import add_agency
 from payments.models import ExceptionAction, PaymentOrder
 from reconciliation.models import Correction, ReconBreak
 from settings.config import Settings
-from settings.db import session_scope, utcnow
+from settings.db import session_scope
 
 HTML = {"Accept": "text/html"}
 
 
 def today() -> str:
-    return utcnow().astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()
+    """The agency-local business day of the suite's clock, as the forms send it."""
+    return clock_today().isoformat()
 
 
 def form_post(client: TestClient, url: str, token: str, **fields: str) -> object:
@@ -177,7 +179,8 @@ def test_charts_and_exports(client: TestClient, auth: dict[str, str], demo: Sett
         assert disposition.startswith("attachment; filename=")
         assert "filename*=UTF-8''B%C3%A1o%20c%C3%A1o%20thu%20ph%C3%AD" in disposition
         assert disposition.endswith(f".{fmt}")
-    bad = client.get("/staff/desk/exports/revenue?from=2026-11-21&to=2026-11-01&format=csv")
+    start, end = clock_today(), clock_today() - timedelta(days=20)  # a range that ends before it starts
+    bad = client.get(f"/staff/desk/exports/revenue?from={start}&to={end}&format=csv")
     assert bad.status_code == 422
 
 

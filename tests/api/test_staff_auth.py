@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import httpx
@@ -18,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
+from infra.clock import now
 from sqlalchemy import select
 
 import api.staff.models  # noqa: F401  (metadata must know the staff tables)
@@ -43,7 +44,7 @@ from settings.config import Settings
 from settings.db import engine_for, load_all_models, session_scope
 
 PASSWORD = "mật-khẩu-đủ-dài-2026"
-T0 = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+T0 = now().replace(microsecond=0)  # the injected clock starts at the suite's now
 
 
 class FakeClock:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from infra.clock import subprocess_env
 
 from settings.config import Settings
 
@@ -15,7 +16,7 @@ MOTCUA = str(Path(sys.executable).with_name("motcua"))
 
 
 def test_staff_add_then_sign_in(client: TestClient, demo: Settings) -> None:
-    env = {**os.environ, "MOTCUA_NEW_STAFF_PASSWORD": "mat-khau-dai-1234"}
+    env = subprocess_env({**os.environ, "MOTCUA_NEW_STAFF_PASSWORD": "mat-khau-dai-1234"})
     done = subprocess.run(
         [
             MOTCUA,
@@ -51,7 +52,7 @@ def test_staff_add_then_sign_in(client: TestClient, demo: Settings) -> None:
             "--roles",
             "clerk",
         ],
-        env={**os.environ, "MOTCUA_NEW_STAFF_PASSWORD": "short"},
+        env=subprocess_env({**os.environ, "MOTCUA_NEW_STAFF_PASSWORD": "short"}),
         capture_output=True,
         text=True,
         timeout=120,
