@@ -126,14 +126,19 @@ def catalog_import(
     """Import procedures and fee items from CSV; a file with any bad row is rejected whole."""
     from payments.agencies import agency_by_code
     from payments.catalog import import_catalog
+    from settings.clock import local_today
     from settings.db import session_scope
 
     settings_or_fail()
-    day = date.fromisoformat(effective_from) if effective_from else date.today()
     with session_scope() as session:
-        result = import_catalog(
-            session, agency_by_code(session, agency), file.read_bytes(), effective_from=day
+        target = agency_by_code(session, agency)
+        # Default: the agency's own today, not the machine's (UTC is 7 h behind Vietnam).
+        day = (
+            date.fromisoformat(effective_from)
+            if effective_from
+            else local_today(target.time_zone)
         )
+        result = import_catalog(session, target, file.read_bytes(), effective_from=day)
     typer.echo(
         f"procedures: {result.procedures_created} new, {result.procedures_updated} updated; "
         f"fees: {result.fees_created} new, {result.fees_repriced} repriced, "

@@ -71,6 +71,35 @@ pytest_args=()
 if [[ "${CI:-}" == "true" ]]; then
     pytest_args+=(-p no:cacheprovider)
 fi
+# Two pytest-xdist workers (this machine has two cores); each starts its own PostgreSQL and
+# Redis. MOTCUA_TEST_WORKERS=0 runs in one process.
+workers="${MOTCUA_TEST_WORKERS:-2}"
+if [[ "$workers" != "0" ]]; then
+    pytest_args+=(-n "$workers" --dist loadfile)
+fi
+
+# Moved clocks (issue 12): the suite again with the process clock moved to the go-live night
+# and other awkward moments (tests/infra/clock.py). short (default for a bare `make test`): the
+# `calendar` subset on SQLite at each moment; long: every test but the fault suite, on both
+# databases, at each moment; off (default when pytest arguments are given).
+moved="${MOTCUA_MOVED_CLOCKS:-}"
+if [[ -z "$moved" ]]; then
+    if [[ $# -eq 0 ]]; then moved=short; else moved=off; fi
+fi
+moments=(new-year-eve new-year month-end sunday)
+case "$moved" in
+    short) moved_select=(-m "calendar and not postgres") ;;
+    long) moved_select=(-m "not faults") ;;
+    off) moved_select=() ;;
+    *) echo "MOTCUA_MOVED_CLOCKS must be short, long or off (got '$moved')" >&2; exit 2 ;;
+esac
 
 header "pytest ${pytest_args[*]:-} $*"
-exec "$VPY" -m pytest "${pytest_args[@]}" "$@"
+if [[ "$moved" == "off" ]]; then
+    exec "$VPY" -m pytest "${pytest_args[@]}" "$@"
+fi
+"$VPY" -m pytest "${pytest_args[@]}" "$@"
+for moment in "${moments[@]}"; do
+    header "pytest --clock=$moment ${moved_select[*]} (moved clock, $moved form)"
+    "$VPY" -m pytest "${pytest_args[@]}" --clock="$moment" "${moved_select[@]}" "$@"
+done

@@ -33,13 +33,13 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
+from settings.clock import utcnow
 from settings.config import Settings
 from settings.db import engine_for, load_all_models
 from settings.errors import ProblemError
@@ -195,7 +195,7 @@ def backup(settings: Settings, out: Path) -> BackupReport:
         sums = {name: _sha256(path) for name, path in members.items()}
         manifest: dict[str, Any] = {
             "format": FORMAT,
-            "created_at": datetime.now(UTC).isoformat(),
+            "created_at": utcnow().isoformat(),
             "dialect": dialect,
             "database_member": SQLITE_MEMBER if dialect == "sqlite" else PG_MEMBER,
             "keys_dir": str(keys_dir),
@@ -221,7 +221,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, content: str) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o600
-    info.mtime = int(datetime.now(UTC).timestamp())
+    info.mtime = int(utcnow().timestamp())
     tar.addfile(info, io.BytesIO(data))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+from settings.clock import utcnow
 from signing.errors import CertificateProblem, CertificateRejected
 
 __all__ = [
@@ -54,7 +55,7 @@ _TAX_CODE_SHAPE = re.compile(r"^(?P<base>\d{10}|\d{12})(?:-?(?P<branch>\d{3}))?$
 
 def _now(now: datetime | None) -> datetime:
     if now is None:
-        return datetime.now(UTC)
+        return utcnow()
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware: a naive time is ambiguous for validity")
     return now

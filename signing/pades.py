@@ -36,7 +36,7 @@ import unicodedata
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
@@ -61,6 +61,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 
+from settings.clock import utcnow
 from signing.certs import common_name_of, has_signing_key_usage, is_development, tax_code_of
 from signing.errors import SigningError
 from signing.keys import KeySource
@@ -599,7 +600,7 @@ async def _verify(
     except Exception:
         claimed = None
     claims["signing_time"] = claimed
-    moment = validation_time or claimed or datetime.now(UTC)
+    moment = validation_time or claimed or utcnow()
     try:
         status = await _validate(embedded, trusted_ca, moment)
     except Exception as exc:

@@ -52,6 +52,7 @@ from signxml.signer import SignatureReference, XMLSigner
 from signxml.util import SigningSettings
 from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
 
+from settings.clock import utcnow
 from signing.certs import common_name_of, has_signing_key_usage, is_development, tax_code_of
 from signing.keys import KeySource
 
@@ -627,7 +628,7 @@ def verify_enveloped(
     if at is None and claimed_time and _SIGNING_TIME_SHAPE.match(claimed_time):
         at = datetime.strptime(claimed_time, SIGNING_TIME_FORMAT).replace(tzinfo=tz)
     if at is None:
-        at = datetime.now(UTC)
+        at = utcnow()
 
     signed_element: etree._Element | None = None
     signed_time: str | None = None

@@ -75,6 +75,31 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 _TRAVELLER = pytest.StashKey[time_machine.travel]()
 
+CALENDAR = (
+    "api/test_new_year.py",  # the rollover itself
+    "api/test_fee_flow.py",  # orders, transfer, receipt
+    "api/test_order_intake.py",  # orders on the fast path, prices of the local day
+    "api/test_exceptions_cash.py",  # cash, exceptions, expiry
+    "api/test_receipt_lifecycle.py",  # replacement, error notices
+    "api/test_close.py",  # the close and its breaks
+    "api/test_close_tax.py",  # 01/TH-BLĐT through the CLI and the sandbox process
+    "api/test_pages_counter.py",  # the counter and the clerk's till
+    "api/test_pages_desk.py",  # the accountant's days
+    "api/test_pages_portal.py",  # the citizen's pages
+    "einvoice/test_numbering.py",  # numbers and series per year
+    "einvoice/test_lifecycle.py",
+)
+"""The named subset that ``scripts/test.sh`` runs again under moved clocks (marker
+``calendar``): orders, issuance, numbering, the close, the tax summary, expiry and the pages."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    wanted = {str(root / path) for path in CALENDAR}
+    for item in items:
+        if str(item.path) in wanted:
+            item.add_marker(pytest.mark.calendar)
+
 
 @pytest.fixture(autouse=True)
 def _moved_clock() -> Iterator[None]:

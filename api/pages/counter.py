@@ -57,6 +57,7 @@ from payments.orders import FeeRequest, OrderRequest, cancel_order, create_order
 from payments.presenters import mask, order_json
 from payments.states import OrderStatus
 from payments.vietqr import bank_name
+from settings.clock import local_today
 from settings.config import Settings
 from settings.errors import ProblemError
 from settings.worker import dispatch
@@ -378,7 +379,7 @@ def _form_context(
     errors: list[str],
 ) -> dict[str, Any]:
     agency = _agency(session, staff)
-    day = datetime.now(ZoneInfo(agency.time_zone)).date()
+    day = local_today(agency.time_zone)
     procedure, matches = _find_procedure(session, staff.agency_id, procedure_text)
     choices = _choices(_fee_items(session, procedure, day), typed) if procedure else []
     return {

@@ -25,10 +25,9 @@ import io
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import segno
 from fastapi import APIRouter, Depends, Form, Request
@@ -47,6 +46,7 @@ from payments.models import Agency, FeeItem, PaymentOrder, Procedure
 from payments.orders import get_order
 from payments.presenters import order_json, receipt_links
 from payments.vietqr import BANK_NAMES
+from settings.clock import local_today
 from settings.db import utcnow
 
 __all__ = ["router"]
@@ -388,7 +388,7 @@ def catalogue(
 
 
 def _today(agency: Agency) -> date:
-    return datetime.now(ZoneInfo(agency.time_zone)).date()
+    return local_today(agency.time_zone)
 
 
 @router.get("/bang-phi/{agency_code}", response_class=HTMLResponse)

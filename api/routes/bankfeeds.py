@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -108,7 +107,7 @@ async def sepay(
 
 def _casso_agency(engine: Engine, header: str | None, raw: bytes) -> str:
     """The agency whose Casso secret signed this body (Casso's webhook names no account key)."""
-    now = datetime.now(UTC)
+    now = utcnow()
     with unit_of_work(engine) as session:
         creds = session.scalars(
             select(BankFeedCredential).where(

@@ -33,6 +33,7 @@ from reconciliation.exports import revenue_csv, revenue_pdf, revenue_xlsx
 from reconciliation.models import Correction, DailyClose, ReconBreak
 from reconciliation.revenue import revenue_for
 from reconciliation.service import close_day
+from settings.clock import utcnow
 from settings.worker import dispatch
 from signing.keys import load_key_source
 
@@ -112,7 +113,7 @@ def _break_json(b: ReconBreak, now: datetime) -> dict[str, Any]:
 
 def close_json(close: DailyClose, agency: Agency, breaks: list[ReconBreak]) -> dict[str, Any]:
     bday = BusinessDay(close.business_day, ZoneInfo(agency.time_zone))
-    now = datetime.now(ZoneInfo("UTC"))
+    now = utcnow()
     return {
         "object": "daily_close",
         "business_day": close.business_day.isoformat(),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +14,7 @@ from api.deps import EngineDep, unit_of_work
 from api.routes.bankfeeds import receive_sepay
 from api.schemas import SandboxTransferIn
 from payments.agencies import agency_by_code
+from settings.clock import utcnow
 
 router = APIRouter(prefix="/sandbox", tags=["sandbox"])
 
@@ -35,7 +35,7 @@ async def bank_transfer(body: SandboxTransferIn, engine: EngineDep) -> dict[str,
     payload = {
         "id": sepay_id,
         "gateway": gateway,
-        "transactionDate": datetime.now(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S"),
+        "transactionDate": utcnow().astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S"),
         "accountNumber": account,
         "code": None,
         "content": body.content,

@@ -349,3 +349,28 @@ def test_eight_issuers_straddling_midnight(
         f"27TAB 1..{len(by_year[2027])} (first {first_2027.issued_at.astimezone(ZONE):%H:%M:%S.%f}); "
         "no gap, no repeat, one receipt per order"
     )
+
+
+def test_catalogue_imported_after_midnight_takes_effect_on_new_years_day(
+    night: time_machine.Traveller, demo: Settings, tmp_path: Path
+) -> None:
+    """``motcua catalog import`` without ``--effective-from`` means the agency's today: at 00:30
+    on 1 January in Vietnam the machine's UTC date is still 31 December."""
+    source = Path(__file__).resolve().parents[2] / "payments" / "data" / "demo_catalog.csv"
+    header, *rows = source.read_text(encoding="utf-8").splitlines()
+    changed = [r.replace(",10000,", ",13000,", 1) if f",{FLAT['fee_code']}," in r else r for r in rows]
+    assert changed != rows
+    path = tmp_path / "nghi-quyet-2027.csv"
+    path.write_text("\n".join([header, *changed]) + "\n", encoding="utf-8")
+    night.move_to(at(minutes=30))
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("motcua")), "catalog", "import", str(path),
+         "--agency", "DEMO-HUYEN"],
+        env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    with session_scope() as s:
+        agency = agency_by_code(s, "DEMO-HUYEN")
+        proc = procedure_by_code(s, agency.id, FLAT["procedure_code"])
+        assert fee_item_on(s, proc, FLAT["fee_code"], GO_LIVE).amount == 13_000
+        assert fee_item_on(s, proc, FLAT["fee_code"], EVE).amount == 10_000

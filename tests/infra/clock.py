@@ -40,6 +40,7 @@ __all__ = [
     "now",
     "real_now",
     "run_start",
+    "series_now",
     "set_run_start",
     "subprocess_env",
     "today",
@@ -77,6 +78,13 @@ def bank_time(at: datetime | None = None, *, sep: str = " ", zone: ZoneInfo = ZO
     local wall-clock time without an offset, as Vietnamese banks write it. Default: now."""
     moment_ = (at or now()).astimezone(zone)
     return moment_.strftime(f"%Y-%m-%d{sep}%H:%M:%S")
+
+
+def series_now(configured: str = "26TAB", at: datetime | None = None, zone: ZoneInfo = ZONE) -> str:
+    """The series a receipt issued ``at`` (default now) carries: the configured series with its
+    2-digit year replaced by the agency-local year of issue (``26TAB`` → ``27TAB`` in 2027)."""
+    year = (at or now()).astimezone(zone).year
+    return f"{year % 100:02d}{configured[2:]}"
 
 
 def _next_month_end(real: datetime) -> datetime:
