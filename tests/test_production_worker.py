@@ -11,12 +11,13 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from infra import PostgresServer, RedisServer
+from infra.clock import bank_time, now, subprocess_env, today
 from infra.pki import org_certificate
 
 from api.app import create_app
@@ -70,7 +71,7 @@ def test_worker_processes_webhooks_through_redis(
     with session_scope() as s:
         agency = add_agency(s, DEMO_AGENCY)
         agency.signing_key_ref = f"pkcs12:{p12}"
-        import_catalog(s, agency, CATALOG, effective_from=datetime(2026, 1, 1).date())
+        import_catalog(s, agency, CATALOG, effective_from=today() - timedelta(days=400))
         api_key = add_client(s, agency, "Một cửa", None, allow_loopback=False).api_key
         _, sepay_key = add_bank_feed(s, agency, "sepay")
 
@@ -78,7 +79,7 @@ def test_worker_processes_webhooks_through_redis(
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(
         [MOTCUA, "worker", "--concurrency", "1"],
-        env=worker_env,
+        env=subprocess_env(worker_env),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -102,7 +103,7 @@ def test_worker_processes_webhooks_through_redis(
             body = {
                 "id": 77,
                 "gateway": "VietinBank",
-                "transactionDate": "2026-11-21 09:00:00",
+                "transactionDate": bank_time(now() - timedelta(minutes=2)),
                 "accountNumber": DEMO_AGENCY.bank_account,
                 "content": f"CK {order['reference']}",
                 "transferType": "in",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from infra.clock import subprocess_env
 from infra.ports import free_port, wait_for_port
 
 from api.demo import DEMO_API_KEY
@@ -28,6 +29,7 @@ def test_demo_then_serve_takes_a_fee_end_to_end(tmp_path: Path) -> None:
     env.update({"MOTCUA_DATA_DIR": str(tmp_path / "data"), "MOTCUA_TASK_EAGER": "false"})
     port = free_port()
     env["MOTCUA_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+    env = subprocess_env(env)  # a moved run's clock, for the CLI and the server alike
     demo = subprocess.run(
         [MOTCUA, "demo"], env=env, capture_output=True, text=True, timeout=120, check=False
     )

@@ -13,13 +13,14 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from datetime import date
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fault_stack import CATALOG, Stack, say
 from infra import PostgresServer, RedisServer
 from infra.callback_receiver import CallbackReceiver
+from infra.clock import today
 from infra.pki import org_certificate
 
 from api.demo import DEMO_AGENCY
@@ -117,7 +118,9 @@ def stack_base(
     with session_scope(engine) as s:
         agency = add_agency(s, DEMO_AGENCY)
         agency.signing_key_ref = f"pkcs12:{p12}"
-        import_catalog(s, agency, CATALOG.read_bytes(), effective_from=date(2026, 1, 1))
+        import_catalog(
+            s, agency, CATALOG.read_bytes(), effective_from=today() - timedelta(days=400)
+        )
         issued = add_client(s, agency, "Một cửa (fault suite)", None, allow_loopback=False)
         client = s.get(ApiClient, issued.client.id)
         assert client is not None

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ import httpx
 from celery import Celery
 from infra import PostgresServer, RedisServer
 from infra.callback_receiver import CallbackReceiver
+from infra.clock import bank_time, subprocess_env
 from infra.ports import free_port
 from sqlalchemy import Engine, func, insert, select, text
 
@@ -83,7 +84,7 @@ def _spawn(argv: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Po
     with log.open("ab") as fh:
         return subprocess.Popen(
             list(argv),
-            env=env,
+            env=subprocess_env(env),  # a moved run's clock (tests/infra/clock.py)
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=fh,
@@ -128,12 +129,11 @@ def children_of(pid: int) -> list[int]:
 
 
 def sepay_body(sepay_id: int, *, account: str, amount: int, content: str, ref: str) -> bytes:
-    now = datetime.now(UTC) + timedelta(hours=7)
     return json.dumps(
         {
             "id": sepay_id,
             "gateway": "VietinBank",
-            "transactionDate": now.strftime("%Y-%m-%d %H:%M:%S"),
+            "transactionDate": bank_time(),
             "accountNumber": account,
             "code": None,
             "content": content,

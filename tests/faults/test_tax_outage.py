@@ -23,6 +23,7 @@ import httpx
 import pytest
 from fault_invariants import check_invariants, report
 from fault_stack import ROOT, Beat, CallbackPump, Stack
+from infra.clock import subprocess_env
 from infra.ports import free_port, wait_for_port
 from sqlalchemy import select
 
@@ -94,7 +95,8 @@ def test_tax_authority_down_for_a_day(stack: Stack, variant: str) -> None:
         sandbox = subprocess.Popen(
             [sys.executable, "-m", "einvoice.tax_authority.sandbox", "--port", str(port),
              "--data-dir", str(stack.tmp / "tax")],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=subprocess_env(env), cwd=ROOT,  # a moved run's clock (tests/infra/clock.py)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_for_port(port, timeout=30)
         with session_scope(stack.engine) as s:

@@ -4,8 +4,10 @@ receipt issue latency (histogram), queue depth, close status and the audit seal.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from infra.clock import today
 from sqlalchemy import text
 
 from api.app import create_app
@@ -32,9 +34,10 @@ def test_metrics_cover_operations(demo: Settings) -> None:
         assert stray.status_code == 200
         assert sign_in(client, "ketoan") == 303
         me = client.get("/staff/me").json()
+        yesterday = (today() - timedelta(days=1)).isoformat()  # a day that is over
         closed = client.post(
             "/api/v1/closes",
-            json={"date": "2026-11-20"},
+            json={"date": yesterday},
             headers={"X-CSRF-Token": me["csrf_token"]},
         )
         assert closed.status_code == 200, closed.text

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
+from infra.clock import ZONE, bank_time, local, now, today
 from sqlalchemy import select
 
 from api.demo import DEMO_AGENCY
@@ -26,10 +26,9 @@ from payments.models import Agency, BankEvent
 from settings.config import Settings
 from settings.db import session_scope
 
-ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
-
 # Casso's own example (developer.casso.vn, the PHP/Python/C#/Java/Go snippets): checksum key,
-# body and the header Casso computed for it.
+# body and the header Casso computed for it. Deliberate: its dates (2024-10-03) are Casso's,
+# fixed by the published signature; only verified against its own moment or refused as old.
 CASSO_KEY = "mgExMrjj4i7a1p8Cs6LmFbpCd8lbw4sSX4LZXPag7TKazeIogtR90tvWYTkwQbvs"
 CASSO_T = 1727948258788
 CASSO_HEADER = (
@@ -59,8 +58,10 @@ CASSO_BODY: dict[str, Any] = {
 CASSO_NOW = datetime.fromtimestamp(CASSO_T / 1000, UTC)
 
 SECRET = "test-casso-secret-0123456789"
-NOW = datetime(2026, 11, 20, 2, 0, 0, tzinfo=UTC)
+NOW = now().replace(microsecond=0)
 NOW_MS = int(NOW.timestamp() * 1000)
+# The transfer booked yesterday morning (local): a past bank time on any day, at any hour.
+BOOKED = local(today() - timedelta(days=1), 9, 2, 47)
 
 
 def _body(**data: Any) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def _body(**data: Any) -> dict[str, Any]:
         "description": "IBFT MCK7H3Q9XAB4J TRAN THI BICH NGOC nop le phi ho tich",
         "amount": 30000,
         "runningBalance": 12530000,
-        "transactionDateTime": "2026-11-20 09:02:47",
+        "transactionDateTime": bank_time(BOOKED),
         "accountNumber": "113000012345",
         "bankName": "VietinBank",
         "bankAbbreviation": "ICB",
@@ -175,13 +176,15 @@ def test_missing_header(header: str | None) -> None:
     "header",
     [
         "garbage",
-        "t=1763604000000",  # no v1
+        f"t={NOW_MS}",  # no v1
         "v1=" + "a" * 128,  # no t
         "t=abc,v1=" + "a" * 128,  # t not a number
         "t=-5,v1=" + "a" * 128,
         "t=1,t=2,v1=" + "a" * 128,  # t twice
-        "t=1763604000000;v1=" + "a" * 128,  # wrong separator
+        f"t={NOW_MS};v1=" + "a" * 128,  # wrong separator
     ],
+    # Stable ids: the values hold the time, and pytest-xdist workers must collect the same ids.
+    ids=["garbage", "no-v1", "no-t", "t-not-number", "t-negative", "t-twice", "wrong-separator"],
 )
 def test_malformed_header(header: str) -> None:
     with pytest.raises(Unauthorized) as exc:
@@ -250,7 +253,9 @@ def test_configuration_errors_are_not_client_errors() -> None:
     with pytest.raises(ValueError, match="secret"):
         verify_signature(CASSO_HEADER, _raw(CASSO_BODY), "", now=CASSO_NOW)
     with pytest.raises(ValueError, match="aware"):
-        verify_signature(CASSO_HEADER, _raw(CASSO_BODY), CASSO_KEY, now=datetime(2024, 10, 3))
+        verify_signature(
+            CASSO_HEADER, _raw(CASSO_BODY), CASSO_KEY, now=CASSO_NOW.replace(tzinfo=None)
+        )
     with pytest.raises(ValueError):
         sign(CASSO_BODY, "", CASSO_T)
 
@@ -297,8 +302,8 @@ def test_parse_rejects_other_data_shapes_clearly(data: Any, needle: str) -> None
         (_body(amount=10**13), "amount"),
         (_body(amount=30000.5), "amount"),
         (_body(id=-1), "id"),
-        (_body(transactionDateTime="2026-11-20T09:02:47"), "transactionDateTime"),
-        (_body(transactionDateTime="2026-02-30 09:02:47"), "transactionDateTime"),
+        (_body(transactionDateTime=bank_time(BOOKED, sep="T")), "transactionDateTime"),
+        (_body(transactionDateTime=f"{BOOKED.year}-02-30 09:02:47"), "transactionDateTime"),
         (_body(accountNumber=""), "accountNumber"),
         ([1, 2], "body"),
     ],
@@ -333,7 +338,8 @@ def test_normalise_credit() -> None:
     assert credit.amount == 30000
     assert credit.incoming is True
     assert credit.memo == "IBFT MCK7H3Q9XAB4J TRAN THI BICH NGOC nop le phi ho tich"
-    assert credit.booked_at == datetime(2026, 11, 20, 9, 2, 47, tzinfo=ZONE)
+    assert credit.booked_at == BOOKED
+    assert credit.booked_at.tzinfo is ZONE
     assert credit.booked_at.utcoffset() == timedelta(hours=7)
 
 

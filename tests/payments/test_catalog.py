@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
+from infra.clock import today
 from sqlalchemy import func, select
 
 from api.demo import DEMO_AGENCY
@@ -22,6 +23,12 @@ GOOD = HEADER + (
 )
 
 
+# The catalogue is in force from well before today; a repricing takes effect half a year later
+# (still in the past), so the price "on today" is the new one whatever the date.
+START = today() - timedelta(days=400)
+REPRICED = START + timedelta(days=181)
+
+
 def _count(model: type) -> int:
     with session_scope() as s:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
@@ -33,7 +40,7 @@ def agency_id(settings: Settings) -> str:
         return add_agency(s, DEMO_AGENCY).id
 
 
-def _import(agency_id: str, data: str, day: date = date(2026, 1, 1)) -> object:
+def _import(agency_id: str, data: str, day: date = START) -> object:
     with session_scope() as s:
         from payments.models import Agency
 
@@ -82,29 +89,29 @@ def test_missing_column_and_non_utf8(agency_id: str) -> None:
 
         a = s.get(Agency, agency_id)
         assert a is not None
-        import_catalog(s, a, GOOD.encode("utf-16"), effective_from=date(2026, 1, 1))
+        import_catalog(s, a, GOOD.encode("utf-16"), effective_from=START)
 
 
 def test_new_price_is_effective_dated(agency_id: str) -> None:
     _import(agency_id, GOOD)
-    result = _import(agency_id, GOOD.replace(",8000,", ",10000,"), date(2026, 7, 1))
+    result = _import(agency_id, GOOD.replace(",8000,", ",10000,"), REPRICED)
     assert result.fees_repriced == 1  # type: ignore[attr-defined]
     with session_scope() as s:
         proc = procedure_by_code(s, agency_id, "1.001193")
-        old = fee_item_on(s, proc, "HT-KS", date(2026, 6, 30))
-        new = fee_item_on(s, proc, "HT-KS", date(2026, 7, 1))
+        old = fee_item_on(s, proc, "HT-KS", REPRICED - timedelta(days=1))
+        new = fee_item_on(s, proc, "HT-KS", REPRICED)
         assert old is not None and new is not None
         assert (old.amount, new.amount) == (8000, 10000)
+        current = fee_item_on(s, proc, "HT-KS", today())
+        assert current is not None and current.amount == 10000
         with pytest.raises(UnknownFee):
-            fee_item_on(s, proc, "HT-KS", date(2025, 12, 31))
+            fee_item_on(s, proc, "HT-KS", START - timedelta(days=1))
 
 
 def test_pricing_caps_and_exemptions(agency_id: str) -> None:
     _import(agency_id, GOOD)
     with session_scope() as s:
-        item = fee_item_on(
-            s, procedure_by_code(s, agency_id, "1.001612"), "CT-BS", date(2026, 11, 21)
-        )
+        item = fee_item_on(s, procedure_by_code(s, agency_id, "1.001612"), "CT-BS", today())
         assert item is not None
         assert price_line(item, 3).amount == 6000
         assert price_line(item, 1000).amount == 200_000

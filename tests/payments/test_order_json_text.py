@@ -5,10 +5,11 @@ renders with Starlette, and clients see one API."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from infra.clock import now as clock_now
 
 from payments import order_intake
 from payments.presenters import order_json
@@ -45,7 +46,7 @@ def test_an_order_answer_is_byte_identical() -> None:
         "Thông tư 226/2016/TT-BTC",
     )  # fmt: skip
     proc = order_intake._Procedure("p" * 32, "1.001612", "Chứng thực bản sao", {"CT-BS": fee})
-    now = datetime(2026, 11, 21, 3, 4, 5, 678901, tzinfo=UTC)
+    now = clock_now().replace(microsecond=678901)  # microseconds in the JSON too
     order = order_intake._price(
         proc, agency, "H01.22-261121-0001",
         {"name": "Nguyễn Văn An", "id_number": "001090012345", "phone": None},

@@ -6,12 +6,12 @@ import dataclasses
 import json
 import re
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
+from infra.clock import ZONE, bank_time, local
 from lxml import etree
 
 from payments import statements as st
@@ -28,9 +28,13 @@ from payments.statements import (
     statement_fingerprint,
 )
 
-ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 SAMPLES = Path(__file__).parent / "samples"
+# Deliberate: the day of the bank's published samples (samples/README.md). This file only
+# parses them (no database, no clock is consulted), so every date below derives from DAY.
 DAY = date(2026, 11, 20)
+ISO = DAY.isoformat()  # YYYY-MM-DD, as camt.053 and the CSV write it
+YYMMDD = DAY.strftime("%y%m%d")  # as MT940 writes it
+NEXT = DAY + timedelta(days=1)
 
 
 def sample(name: str) -> bytes:
@@ -43,7 +47,7 @@ CSV = sample("statement_vietinbank.csv")
 
 
 def at(hh: int, mm: int, ss: int) -> datetime:
-    return datetime(2026, 11, 20, hh, mm, ss, tzinfo=ZONE)
+    return local(DAY, hh, mm, ss)
 
 
 EXPECTED = [
@@ -111,7 +115,7 @@ def test_camt053_sample() -> None:
     assert statement.currency == "VND"
     assert (statement.opening_date, statement.closing_date) == (DAY, DAY)
     assert (statement.opening_balance, statement.closing_balance) == (12_500_000, 12_536_000)
-    assert statement.statement_id == "113000012345-20261120"
+    assert statement.statement_id == f"113000012345-{DAY:%Y%m%d}"
     assert statement.balances_consistent is True
     assert statement.lines == EXPECTED
     assert all(line.booked_at.tzinfo is ZONE for line in statement.lines)
@@ -133,11 +137,11 @@ def test_mt940_sample_is_identical_but_for_the_time_of_day() -> None:
     # MT940 carries booking dates, not times: the one documented difference.
     statement = only(parse_mt940(MT940, ZONE))
     assert statement.account_number == "113000012345"
-    assert statement.statement_id == "976STMT20261120"
+    assert statement.statement_id == f"976STMT{DAY:%Y%m%d}"
     assert (statement.opening_date, statement.closing_date) == (DAY, DAY)
     assert (statement.opening_balance, statement.closing_balance) == (12_500_000, 12_536_000)
     assert statement.balances_consistent is True
-    midnight = datetime(2026, 11, 20, tzinfo=ZONE)
+    midnight = local(DAY)
     assert statement.lines == [dataclasses.replace(line, booked_at=midnight) for line in EXPECTED]
 
 
@@ -168,7 +172,7 @@ def test_webhook_and_statement_agree_on_the_credit() -> None:
             "reference": line.bank_reference,
             "description": line.memo,
             "amount": line.amount,
-            "transactionDateTime": "2026-11-20 09:02:47",
+            "transactionDateTime": bank_time(line.booked_at),
             "accountNumber": "113000012345",
         },
     }
@@ -225,12 +229,12 @@ def test_camt053_iban_and_date_only_booking() -> None:
         b"<Othr>\n            <Id>113000012345</Id>\n          </Othr>",
         b"<IBAN>VN0000113000012345</IBAN>",
     ).replace(
-        b"<BookgDt><DtTm>2026-11-20T08:15:02+07:00</DtTm></BookgDt>",
-        b"<BookgDt><Dt>2026-11-20</Dt></BookgDt>",
+        f"<BookgDt><DtTm>{ISO}T08:15:02+07:00</DtTm></BookgDt>".encode(),
+        f"<BookgDt><Dt>{ISO}</Dt></BookgDt>".encode(),
     )
     statement = only(parse_camt053(data, ZONE))
     assert statement.account_number == "VN0000113000012345"
-    assert statement.lines[0].booked_at == datetime(2026, 11, 20, tzinfo=ZONE)
+    assert statement.lines[0].booked_at == local(DAY)
 
 
 def test_camt053_pending_entries_are_not_money() -> None:
@@ -246,7 +250,7 @@ BATCH = b"""<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt><Stmt>
 <Id>S1</Id><Acct><Id><Othr><Id>113000012345</Id></Othr></Id></Acct>
 <Ntry><Amt Ccy="VND">%(total)s</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>
-<BookgDt><DtTm>2026-11-20T10:00:00</DtTm></BookgDt><AcctSvcrRef>BATCH1</AcctSvcrRef>
+<BookgDt><DtTm>%(day)sT10:00:00</DtTm></BookgDt><AcctSvcrRef>BATCH1</AcctSvcrRef>
 <NtryDtls>
 <TxDtls><Refs><AcctSvcrRef>B1-1</AcctSvcrRef></Refs><Amt Ccy="VND">6000</Amt>
 <RmtInf><Ustrd>MC7KD4WQ2RXHG</Ustrd></RmtInf></TxDtls>
@@ -257,14 +261,14 @@ BATCH = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 def test_camt053_batch_entry_is_split_per_transaction() -> None:
-    statement = only(parse_camt053(BATCH % {b"total": b"14000"}, ZONE))
+    statement = only(parse_camt053(BATCH % {b"total": b"14000", b"day": ISO.encode()}, ZONE))
     assert [(x.bank_reference, x.amount, x.memo) for x in statement.lines] == [
         ("B1-1", 6000, "MC7KD4WQ2RXHG"),
         ("B1-2", 8000, "MCK7H3Q9XAB4J"),
     ]
     # No balances, no period: dated by its entries.
     assert (statement.opening_date, statement.closing_date) == (DAY, DAY)
-    detail = malformed(parse_camt053, BATCH % {b"total": b"15000"}, ZONE)
+    detail = malformed(parse_camt053, BATCH % {b"total": b"15000", b"day": ISO.encode()}, ZONE)
     assert "add up to 14000" in detail and "BATCH1" in detail
 
 
@@ -281,7 +285,7 @@ def test_camt053_batch_entry_is_split_per_transaction() -> None:
         (b'<Amt Ccy="VND">30000</Amt>', b'<Amt Ccy="VND">0</Amt>', "positive"),
         (b'<Amt Ccy="VND">30000</Amt>', b"<Amt>30000</Amt>", "Ccy"),
         (
-            b"<BookgDt><DtTm>2026-11-20T09:02:47</DtTm></BookgDt>",
+            f"<BookgDt><DtTm>{ISO}T09:02:47</DtTm></BookgDt>".encode(),
             b"<BookgDt><DtTm>yesterday</DtTm></BookgDt>",
             "yesterday",
         ),
@@ -396,9 +400,9 @@ def test_mt940_truncated() -> None:
     ("data", "needle"),
     [
         (b"this is not a statement", ":20:"),
-        (MT940.replace(b":61:2611201120C30000,", b":61:garbage"), "line 8"),
+        (MT940.replace(f":61:{YYMMDD}1120C30000,".encode(), b":61:garbage"), "line 8"),
         (MT940.replace(b":25:ICBVVNVX/113000012345\r\n", b""), ":25:"),
-        (MT940.replace(b":60F:C261120VND12500000,\r\n", b""), ":60F:"),
+        (MT940.replace(f":60F:C{YYMMDD}VND12500000,\r\n".encode(), b""), ":60F:"),
         (MT940.replace(b"NONREF//976T2611200932", b"NONREF"), "no bank reference"),
         (b"\xff\xfe:20:X", "UTF-8"),
     ],
@@ -429,12 +433,12 @@ def test_mt940_references_marks_and_lf_endings() -> None:
 
 def test_mt940_bom_and_two_statements() -> None:
     second = (
-        b":20:976STMT20261121\r\n:25:ICBVVNVX/113000012345\r\n:28C:326/1\r\n"
-        b":60F:C261121VND12536000,\r\n:62F:C261121VND12536000,\r\n-\r\n"
-    )
+        f":20:976STMT{NEXT:%Y%m%d}\r\n:25:ICBVVNVX/113000012345\r\n:28C:326/1\r\n"
+        f":60F:C{NEXT:%y%m%d}VND12536000,\r\n:62F:C{NEXT:%y%m%d}VND12536000,\r\n-\r\n"
+    ).encode()
     statements = parse_mt940(b"\xef\xbb\xbf" + MT940 + second, ZONE)
     assert [len(s.lines) for s in statements] == [5, 0]
-    assert statements[1].opening_date == date(2026, 11, 21)
+    assert statements[1].opening_date == NEXT
 
 
 # --- CSV ----------------------------------------------------------------------------------
@@ -465,16 +469,16 @@ HEADER = "account_number,booked_at,bank_reference,amount,direction,memo\n"
 def test_csv_every_bad_line_is_named() -> None:
     data = (
         HEADER
-        + "113000012345,2026-11-20 08:15:02,R1,6000,in,ok\n"
-        + "113000012345,20/11/2026 08:15,R2,6000,in,bad date\n"
-        + "113 000,2026-11-20 08:15:02,R3,6000,in,bad account\n"
-        + "113000012345,2026-11-20 08:15:02,,6000,in,no reference\n"
-        + "113000012345,2026-11-20 08:15:02,R5,6.000,in,dot thousands\n"
-        + "113000012345,2026-11-20 08:15:02,R6,6000,sideways,bad direction\n"
-        + "113000012345,2026-11-20 08:15:02,R7,-6000,in,conflict\n"
-        + "113000012345,2026-11-20 08:15:02,R8,0,in,zero\n"
-        + "113000012345,2026-11-20 08:15:02,R9,6000,in\n"
-        + "113000012345,2026-11-20 08:15:02,R10,abc,in,not a number\n"
+        + f"113000012345,{ISO} 08:15:02,R1,6000,in,ok\n"
+        + f"113000012345,{DAY:%d/%m/%Y} 08:15,R2,6000,in,bad date\n"
+        + f"113 000,{ISO} 08:15:02,R3,6000,in,bad account\n"
+        + f"113000012345,{ISO} 08:15:02,,6000,in,no reference\n"
+        + f"113000012345,{ISO} 08:15:02,R5,6.000,in,dot thousands\n"
+        + f"113000012345,{ISO} 08:15:02,R6,6000,sideways,bad direction\n"
+        + f"113000012345,{ISO} 08:15:02,R7,-6000,in,conflict\n"
+        + f"113000012345,{ISO} 08:15:02,R8,0,in,zero\n"
+        + f"113000012345,{ISO} 08:15:02,R9,6000,in\n"
+        + f"113000012345,{ISO} 08:15:02,R10,abc,in,not a number\n"
     )
     with pytest.raises(InvalidInput) as exc:
         parse_csv(data.encode(), ZONE)
@@ -490,24 +494,24 @@ def test_csv_every_bad_line_is_named() -> None:
 def test_csv_signed_amounts_direction_and_optional_columns() -> None:
     data = (
         "memo,amount,direction,bank_reference,booked_at,account_number,value_date,currency\n"
-        "chuyen tien,+6000,,R1,2026-11-20 08:15:02,113000012345,2026-11-21,\n"
-        '"multi\nline memo",-6000,out,R2,2026-11-20 09:00:00,113000012345,,VND\n'
-        "other account,7000,IN,R3,2026-11-21 10:00:00,113000099999,,vnd\n"
+        f"chuyen tien,+6000,,R1,{ISO} 08:15:02,113000012345,{NEXT},\n"
+        f'"multi\nline memo",-6000,out,R2,{ISO} 09:00:00,113000012345,,VND\n'
+        f"other account,7000,IN,R3,{NEXT} 10:00:00,113000099999,,vnd\n"
     )
     statements = parse_csv(data.encode(), ZONE)
     assert [s.account_number for s in statements] == ["113000012345", "113000099999"]
     first, second = statements[0].lines
-    assert (first.amount, first.incoming, first.value_date) == (6000, True, date(2026, 11, 21))
+    assert (first.amount, first.incoming, first.value_date) == (6000, True, NEXT)
     assert (second.amount, second.incoming, second.memo) == (6000, False, "multi\nline memo")
     assert statements[1].lines[0].incoming is True
-    assert statements[1].opening_date == date(2026, 11, 21)
+    assert statements[1].opening_date == NEXT
 
 
 def test_csv_line_numbers_after_a_multiline_memo() -> None:
     data = (
         HEADER
-        + '113000012345,2026-11-20 08:15:02,R1,6000,in,"two\nlines"\n'
-        + "113000012345,2026-11-20 08:15:02,R2,6000.5,in,bad\n"
+        + f'113000012345,{ISO} 08:15:02,R1,6000,in,"two\nlines"\n'
+        + f"113000012345,{ISO} 08:15:02,R2,6000.5,in,bad\n"
     )
     assert "line 4" in malformed(parse_csv, data.encode(), ZONE)
 
@@ -526,7 +530,7 @@ def test_csv_bad_header(data: str, needle: str) -> None:
 
 
 def test_csv_not_utf8_names_the_line() -> None:
-    data = HEADER.encode() + b"113000012345,2026-11-20 08:15:02,R1,6000,in,caf\xe9\n"
+    data = HEADER.encode() + f"113000012345,{ISO} 08:15:02,R1,6000,in,caf".encode() + b"\xe9\n"
     assert "line 2" in malformed(parse_csv, data, ZONE)
 
 
@@ -536,7 +540,9 @@ def test_csv_header_only_is_no_statement() -> None:
 
 def test_camt053_previous_closing_balance_does_not_date_the_statement() -> None:
     data = CAMT.replace(b"<Cd>OPBD</Cd>", b"<Cd>PRCD</Cd>").replace(
-        b"<Dt><Dt>2026-11-20</Dt></Dt>", b"<Dt><Dt>2026-11-19</Dt></Dt>", 1
+        f"<Dt><Dt>{ISO}</Dt></Dt>".encode(),
+        f"<Dt><Dt>{DAY - timedelta(days=1)}</Dt></Dt>".encode(),
+        1,
     )
     statement = only(parse_camt053(data, ZONE))
     assert statement.opening_balance == 12_500_000

@@ -28,7 +28,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import timedelta
 from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,6 +37,7 @@ import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
+from infra.clock import today
 from sec_flow import AUTH, ORDER
 from sqlalchemy import select
 
@@ -244,7 +245,11 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/sandbox/bank/transfer"): SANDBOX,
 }
 
-DUMMY = {"day": "2026-11-20", "code": "vi", "agency_code": DEMO_AGENCY.code}
+DUMMY = {
+    "day": (today() - timedelta(days=1)).isoformat(),  # a business day that is over
+    "code": "vi",
+    "agency_code": DEMO_AGENCY.code,
+}
 """Values for path parameters that are not objects; objects get a made-up id."""
 
 
@@ -419,7 +424,7 @@ def other_agency_objects(demo: Settings, app_client: TestClient) -> dict[str, st
             ),
         )
         catalog = resources.files("payments").joinpath("data/demo_catalog.csv").read_bytes()
-        import_catalog(session, other, catalog, effective_from=date(2026, 1, 1))
+        import_catalog(session, other, catalog, effective_from=today() - timedelta(days=400))
         issued = add_client(
             session, other, "Một cửa xã Khác", "http://127.0.0.1:9/cb", allow_loopback=True
         )
@@ -475,9 +480,7 @@ def other_agency_objects(demo: Settings, app_client: TestClient) -> dict[str, st
             )
         )
     with session_scope() as session:  # a close with a break, and a correction awaiting approval
-        close_day(
-            session, demo, "KHAC-XA", datetime.now(ZoneInfo(other.time_zone)).date(), actor="xa"
-        )
+        close_day(session, demo, "KHAC-XA", today(ZoneInfo(other.time_zone)), actor="xa")
         break_id = session.scalar(select(ReconBreak.id).where(ReconBreak.agency_id == other.id))
         if break_id is not None:
             objects["break_id"] = str(break_id)

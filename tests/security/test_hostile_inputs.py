@@ -9,15 +9,15 @@ form, the catalogue CSV import, and the order search's query string.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from datetime import date
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from infra.clock import bank_time, local, now, today
 from sec_flow import AUTH, ORDER, create_order, row_counts
 from sqlalchemy import Engine
 from typer.testing import CliRunner
@@ -132,29 +132,34 @@ def test_verify_beyond_upload_limit(client: TestClient, engine: Engine) -> None:
 # ----------------------------------------------------------------------------- statements
 
 
+# Hostile statements dated yesterday (local), so only their hostility can be what is refused.
+_BOOKED = local(today() - timedelta(days=1), 8, 15, 2)
+_STAMP = bank_time(_BOOKED).encode()  # YYYY-MM-DD HH:MM:SS, as the CSV writes it
+_YYMMDD = _BOOKED.strftime("%y%m%d").encode()  # as MT940 writes it
 STATEMENTS: dict[str, tuple[str, bytes]] = {
     **{f"camt053-{k}": ("camt053", v) for k, v in HOSTILE_XML.items()},
     "mt940-invalid-utf8": ("mt940", b":20:X\r\n:25:ICBVVNVX/113000012345\r\n" + INVALID_UTF8),
     "mt940-huge-amount": (
         "mt940",
-        b":20:X\n:25:ICBVVNVX/113000012345\n:28C:1/1\n:60F:C261120VND0,\n"
-        b":61:2611201120C" + b"9" * 40 + b",NTRFNONREF//X1\n:86:A\n:62F:C261120VND0,\n",
+        b":20:X\n:25:ICBVVNVX/113000012345\n:28C:1/1\n:60F:C" + _YYMMDD + b"VND0,\n"
+        b":61:" + _YYMMDD + _YYMMDD[2:] + b"C" + b"9" * 40 + b",NTRFNONREF//X1\n:86:A\n"
+        b":62F:C" + _YYMMDD + b"VND0,\n",
     ),
     "csv-invalid-utf8": ("csv", b"account_number,booked_at,bank_reference,amount\n" + INVALID_UTF8),
     "csv-huge-amount": (
         "csv",
         b"account_number,booked_at,bank_reference,amount,direction,memo\n"
-        b"113000012345,2026-11-20 08:15:02,R1," + b"9" * 40 + b",in,x\n",
+        b"113000012345," + _STAMP + b",R1," + b"9" * 40 + b",in,x\n",
     ),
     "csv-negative-credit": (
         "csv",
         b"account_number,booked_at,bank_reference,amount,direction,memo\n"
-        b"113000012345,2026-11-20 08:15:02,R1,-6000,in,x\n",
+        b"113000012345," + _STAMP + b",R1,-6000,in,x\n",
     ),
     "csv-sql-meta": (
         "csv",
         b"account_number,booked_at,bank_reference,amount,direction,memo\n"
-        b"113000012345';DROP TABLE bank_events;--,2026-11-20 08:15:02,R1,6000,in,x\n",
+        b"113000012345';DROP TABLE bank_events;--," + _STAMP + b",R1,6000,in,x\n",
     ),
 }
 
@@ -189,7 +194,7 @@ def _sepay(amount: Any, reference: str = "FT26325000001") -> dict[str, Any]:
     return {
         "id": 990_001,
         "gateway": "VietinBank",
-        "transactionDate": "2026-11-21 10:15:00",
+        "transactionDate": bank_time(now() - timedelta(minutes=2)),
         "accountNumber": "113000012345",
         "code": None,
         "content": "MC7KD4WQ2RXHG",
@@ -266,7 +271,7 @@ def test_casso_amounts(client: TestClient, engine: Engine, demo: Settings, amoun
             "description": "MC7KD4WQ2RXHG",
             "amount": amount,
             "runningBalance": 5_000_000,
-            "transactionDateTime": "2026-11-21 09:30:00",
+            "transactionDateTime": bank_time(now() - timedelta(minutes=2)),
             "accountNumber": "113000012345",
             "bankName": "VietinBank",
             "bankAbbreviation": "ICB",
@@ -280,7 +285,7 @@ def test_casso_amounts(client: TestClient, engine: Engine, demo: Settings, amoun
     }
     raw = json.dumps(body).encode()
     headers = {
-        "X-Casso-Signature": sign(body, secret, int(time.time() * 1000)),
+        "X-Casso-Signature": sign(body, secret, int(now().timestamp() * 1000)),
         "Content-Type": "application/json",
     }
     # A negative amount is a genuine debit notification (money going out): accepted and
@@ -401,7 +406,7 @@ def test_catalog_import(demo: Settings, engine: Engine, name: str) -> None:
                 session,
                 agency_by_code(session, "DEMO-HUYEN"),
                 CATALOGS[name],
-                effective_from=date(2026, 12, 1),
+                effective_from=today(),
             )
         assert 400 <= caught.value.status < 500
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from infra.clock import bank_time, now
 from sec_flow import AUTH, ID_NUMBER, PHONE, create_order, paid_order, row_counts, sign_in
 from sqlalchemy import Engine
 from typer.testing import CliRunner
@@ -41,7 +42,7 @@ def _casso_body(reference: str, amount: int, tx_id: int) -> dict[str, object]:
             "description": f"CT DEN:0241 {reference} nop phi",
             "amount": amount,
             "runningBalance": 5_000_000,
-            "transactionDateTime": "2026-11-21 09:30:00",
+            "transactionDateTime": bank_time(now() - timedelta(minutes=2)),
             "accountNumber": "113000012345",
             "bankName": "VietinBank",
             "bankAbbreviation": "ICB",
@@ -66,7 +67,7 @@ def test_casso_replay_outside_tolerance_stores_nothing(
     raw = json.dumps(body).encode()
     engine: Engine = engine_for(demo.effective_database_url)
     before = row_counts(engine)
-    old = int((time.time() - age_s) * 1000)
+    old = int((now() - timedelta(seconds=age_s)).timestamp() * 1000)
     res = client.post(
         "/api/v1/bank-feeds/casso",
         content=raw,
@@ -90,7 +91,7 @@ def test_full_flow_leaves_no_secret_in_logs(
         json={
             "id": 777_001,
             "gateway": "VietinBank",
-            "transactionDate": "2026-11-21 10:15:00",
+            "transactionDate": bank_time(now() - timedelta(minutes=2)),
             "accountNumber": "113000012345",
             "code": None,
             "content": f"{order['reference']} CCCD {ID_NUMBER} SDT {PHONE}",

@@ -7,13 +7,14 @@ per session; certificates for rejection tests are cheap because they reuse one k
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
+from infra.clock import now
 from lxml import etree
 from signing_testdata import (
     ORG_NAME,
@@ -28,7 +29,7 @@ from signing_testdata import (
 from signing import certs
 from signing.keys import KeySource, Pkcs12KeySource, clear_key_cache
 
-ISSUED_AT = datetime.now(UTC) - timedelta(hours=1)
+ISSUED_AT = now() - timedelta(hours=1)
 """The session PKI is issued as of an hour before collection, so a signing time taken at
 collection is inside its validity however long the suite runs before these tests (their
 certificates were once issued on first use, 5 minutes back-dated, which a long run outlasted)."""
@@ -94,7 +95,7 @@ def make_cert(pki: Pki) -> CertFactory:
         with_key_usage: bool = True,
         development: bool = False,
     ) -> x509.Certificate:
-        now = datetime.now(UTC)
+        at = now()
         attributes = [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORG_NAME),
@@ -118,8 +119,8 @@ def make_cert(pki: Pki) -> CertFactory:
             .issuer_name(issuer)
             .public_key(pki.org_key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before or now - timedelta(days=1))
-            .not_valid_after(not_after or now + timedelta(days=365))
+            .not_valid_before(not_before or at - timedelta(days=1))
+            .not_valid_after(not_after or at + timedelta(days=365))
         )
         if with_key_usage:
             usage = x509.KeyUsage(

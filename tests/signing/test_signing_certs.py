@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import stat
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, pkcs12
 from cryptography.x509.oid import NameOID
+from infra.clock import now
 from signing_testdata import ORG_NAME, ORG_TAX_CODE, CertFactory, Pki
 
 from signing import certs
@@ -116,31 +117,27 @@ def _rejected(
 
 
 def test_accepts_a_good_certificate(make_cert: CertFactory) -> None:
-    certs.check_signing_certificate(
-        make_cert(), ORG_TAX_CODE, datetime.now(UTC), allow_development=False
-    )
+    certs.check_signing_certificate(make_cert(), ORG_TAX_CODE, now(), allow_development=False)
 
 
 def test_accepts_development_certificate_when_allowed(pki: Pki) -> None:
-    certs.check_signing_certificate(
-        pki.org_cert, ORG_TAX_CODE, datetime.now(UTC), allow_development=True
-    )
+    certs.check_signing_certificate(pki.org_cert, ORG_TAX_CODE, now(), allow_development=True)
 
 
 def test_rejects_not_yet_valid(make_cert: CertFactory) -> None:
-    now = datetime.now(UTC)
-    cert = make_cert(not_before=now + timedelta(days=1), not_after=now + timedelta(days=30))
+    at = now()
+    cert = make_cert(not_before=at + timedelta(days=1), not_after=at + timedelta(days=30))
     with pytest.raises(CertificateRejected) as excinfo:
-        certs.check_signing_certificate(cert, ORG_TAX_CODE, now, allow_development=False)
+        certs.check_signing_certificate(cert, ORG_TAX_CODE, at, allow_development=False)
     _rejected(excinfo, CertificateProblem.NOT_YET_VALID)
     assert excinfo.value.code == "certificate_not_yet_valid"
 
 
 def test_rejects_expired(make_cert: CertFactory) -> None:
-    now = datetime.now(UTC)
-    cert = make_cert(not_before=now - timedelta(days=30), not_after=now - timedelta(seconds=1))
+    at = now()
+    cert = make_cert(not_before=at - timedelta(days=30), not_after=at - timedelta(seconds=1))
     with pytest.raises(CertificateRejected) as excinfo:
-        certs.check_signing_certificate(cert, ORG_TAX_CODE, now, allow_development=False)
+        certs.check_signing_certificate(cert, ORG_TAX_CODE, at, allow_development=False)
     _rejected(excinfo, CertificateProblem.EXPIRED)
     assert excinfo.value.code == "certificate_expired"
 
@@ -157,7 +154,7 @@ def test_rejects_expired(make_cert: CertFactory) -> None:
 def test_rejects_key_usage(make_cert: CertFactory, flaw: dict[str, bool]) -> None:
     with pytest.raises(CertificateRejected) as excinfo:
         certs.check_signing_certificate(
-            make_cert(**flaw), ORG_TAX_CODE, datetime.now(UTC), allow_development=False
+            make_cert(**flaw), ORG_TAX_CODE, now(), allow_development=False
         )
     _rejected(excinfo, CertificateProblem.KEY_USAGE)
     assert excinfo.value.code == "certificate_key_usage"
@@ -168,7 +165,7 @@ def test_rejects_certificate_without_mst(make_cert: CertFactory) -> None:
         certs.check_signing_certificate(
             make_cert(uid="CCCD:079123456789"),
             ORG_TAX_CODE,
-            datetime.now(UTC),
+            now(),
             allow_development=False,
         )
     _rejected(excinfo, CertificateProblem.NO_MST)
@@ -178,25 +175,19 @@ def test_rejects_certificate_without_mst(make_cert: CertFactory) -> None:
 @pytest.mark.parametrize("expected", ["0312345679", "0312345678-001"])
 def test_rejects_mst_mismatch(make_cert: CertFactory, expected: str) -> None:
     with pytest.raises(CertificateRejected) as excinfo:
-        certs.check_signing_certificate(
-            make_cert(), expected, datetime.now(UTC), allow_development=False
-        )
+        certs.check_signing_certificate(make_cert(), expected, now(), allow_development=False)
     _rejected(excinfo, CertificateProblem.MST_MISMATCH)
     assert excinfo.value.code == "certificate_mst_mismatch"
     assert expected in excinfo.value.message_en
 
 
 def test_mst_comparison_ignores_spaces(make_cert: CertFactory) -> None:
-    certs.check_signing_certificate(
-        make_cert(uid="MST: 0312345678"), " 0312 345678", datetime.now(UTC), False
-    )
+    certs.check_signing_certificate(make_cert(uid="MST: 0312345678"), " 0312 345678", now(), False)
 
 
 def test_rejects_development_certificate(pki: Pki) -> None:
     with pytest.raises(CertificateRejected) as excinfo:
-        certs.check_signing_certificate(
-            pki.org_cert, ORG_TAX_CODE, datetime.now(UTC), allow_development=False
-        )
+        certs.check_signing_certificate(pki.org_cert, ORG_TAX_CODE, now(), allow_development=False)
     _rejected(excinfo, CertificateProblem.DEVELOPMENT)
     assert excinfo.value.code == "certificate_development"
     assert "pháp lý" in excinfo.value.message_vi
@@ -204,4 +195,6 @@ def test_rejects_development_certificate(pki: Pki) -> None:
 
 def test_naive_time_is_refused(make_cert: CertFactory) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        certs.check_signing_certificate(make_cert(), ORG_TAX_CODE, datetime.now(), False)
+        certs.check_signing_certificate(
+            make_cert(), ORG_TAX_CODE, now().replace(tzinfo=None), False
+        )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from infra.clock import now
 from lxml import etree
 
 from signing.keys import Pkcs12KeySource
@@ -15,6 +16,8 @@ from signing.xmldsig import VIETNAM_TZ, sign_enveloped, verify_enveloped
 from signing.xmldsig_fast import finish, prepare, sign_enveloped_fast
 
 GOLDEN = Path(__file__).parent / "golden"
+# Deliberate: the moment golden/receipt-signed.xml was signed at (test_signing_golden.py); the
+# output must be byte-identical to it, and the golden certificate is checked at that moment.
 SIGNED_AT = datetime(2026, 11, 3, 3, 15, 0, tzinfo=UTC)
 
 
@@ -60,9 +63,7 @@ def test_fast_output_verifies_with_xmlsec1_and_detects_tampering(
         pytest.skip("xmlsec1 not installed")
     root = etree.fromstring((GOLDEN / "receipt.xml").read_bytes())
     data = _bytes(
-        sign_enveloped_fast(
-            root, signed_id="data", key=source, signing_time=datetime.now(UTC), tz=VIETNAM_TZ
-        )
+        sign_enveloped_fast(root, signed_id="data", key=source, signing_time=now(), tz=VIETNAM_TZ)
     )
     good = tmp_path / "good.xml"
     good.write_bytes(data)

@@ -33,6 +33,8 @@ CA_PEM = GOLDEN / "ca.pem"
 ORG_P12 = GOLDEN / "org.p12"
 INPUT = GOLDEN / "receipt.xml"
 EXPECTED = GOLDEN / "receipt-signed.xml"
+# Deliberate: the golden file's bytes are fixed by its PKI's issue date and its signing moment
+# (the signing time is inside the signed bytes); nothing here depends on today.
 PKI_ISSUED = datetime(2026, 1, 1, tzinfo=UTC)
 SIGNED_AT = datetime(2026, 11, 3, 3, 15, 0, tzinfo=UTC)
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -81,7 +83,7 @@ def test_golden_file_verifies(golden_bytes: bytes) -> None:
     ca = x509.load_pem_x509_certificate(CA_PEM.read_bytes())
     status = verify_enveloped(golden_bytes, trusted_ca=ca)
     assert status.valid, status.problems
-    assert status.signing_time == "2026-11-03T10:15:00"
+    assert status.signing_time == "2026-11-03T10:15:00"  # deliberate: SIGNED_AT, local time
     assert status.tax_code == "0312345678"
     assert status.development
 

@@ -7,13 +7,14 @@ import logging
 import os
 import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import datetime
 from io import BytesIO
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from infra.clock import now
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -87,7 +88,7 @@ def unsigned() -> bytes:
 @pytest.fixture(scope="module")
 def at(pki: Pki) -> datetime:
     """Signing moment after the test PKI exists; whole seconds, as ``/M`` stores them."""
-    return datetime.now(UTC).replace(microsecond=0)
+    return now().replace(microsecond=0)
 
 
 @pytest.fixture
@@ -260,7 +261,7 @@ def test_signed_attributes_from_the_template_are_pyhankos_bytes(key_source: KeyS
         ours, theirs = asyncio.run(both(digest))
         assert ours == theirs
         assert digest in ours
-    settings = PdfCMSSignedAttributes(signing_time=datetime(2026, 11, 21, tzinfo=UTC))
+    settings = PdfCMSSignedAttributes(signing_time=now())
     ours, theirs = asyncio.run(both(os.urandom(32), attr_settings=settings))
     assert ours == theirs  # PAdES ignores signingTime: same template
     assert len(signer._attr_templates) == 1
@@ -336,7 +337,7 @@ def test_page_out_of_range(unsigned: bytes, key_source: KeySource, at: datetime)
 
 def test_signing_time_must_be_aware(unsigned: bytes, key_source: KeySource) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        sign_pdf(unsigned, key_source, signing_time=datetime(2026, 1, 1, 8, 0))
+        sign_pdf(unsigned, key_source, signing_time=now().replace(tzinfo=None))
 
 
 # --- verification failures -----------------------------------------------------------------

@@ -8,13 +8,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from infra.clock import now
 from lxml import etree
 from signing_softhsm import PIN_ENV, SoftHsm, provision
 from signing_testdata import Pki
@@ -56,9 +56,7 @@ def _code(excinfo: pytest.ExceptionInfo[SigningError]) -> str:
 
 
 def _sign_sample(root: etree._Element, key: KeySource) -> bytes:
-    signed = sign_enveloped(
-        root, signed_id="data", key=key, signing_time=datetime.now(UTC), tz=VIETNAM_TZ
-    )
+    signed = sign_enveloped(root, signed_id="data", key=key, signing_time=now(), tz=VIETNAM_TZ)
     return etree.tostring(signed, encoding="UTF-8", xml_declaration=True)
 
 

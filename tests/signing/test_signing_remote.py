@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from infra.clock import now
 from lxml import etree
 from signing_testdata import Pki
 
@@ -79,7 +80,7 @@ class FakeClock:
 def at(pki: Pki) -> datetime:
     """One signing moment for the module (both signing paths must use the same), taken after
     the test PKI exists: the finished document is verified at its SigningTime."""
-    return datetime.now(UTC).replace(microsecond=0)
+    return now().replace(microsecond=0)
 
 
 def _bytes(root: etree._Element) -> bytes:

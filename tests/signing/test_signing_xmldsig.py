@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from infra.clock import now
 from lxml import etree
 from signing_testdata import ORG_NAME, ORG_TAX_CODE, SAMPLE_XML, Pki
 from signxml.algorithms import SignatureConstructionMethod
@@ -22,7 +23,7 @@ C14N_10 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
-SIGNED_AT = datetime.now(UTC).replace(microsecond=0)
+SIGNED_AT = now().replace(microsecond=0)
 """Now, because the session PKI is issued now; fixed times are tested separately."""
 SIGNED_AT_LOCAL = SIGNED_AT.astimezone(VIETNAM_TZ).strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -102,9 +103,9 @@ def test_signing_time_is_local_without_zone(signed: bytes) -> None:
 @pytest.mark.parametrize(
     "moment",
     [
-        datetime(2026, 11, 3, 3, 15, 0, tzinfo=UTC),
-        datetime(2026, 11, 3, 12, 15, 0, tzinfo=timezone(timedelta(hours=9))),
-        datetime(2026, 11, 3, 3, 15, 0, 999_999, tzinfo=UTC),
+        SIGNED_AT.astimezone(UTC),
+        SIGNED_AT.astimezone(timezone(timedelta(hours=9))),
+        SIGNED_AT.astimezone(UTC).replace(microsecond=999_999),
     ],
     ids=["utc", "tokyo-offset", "microseconds-dropped"],
 )
@@ -112,7 +113,7 @@ def test_signing_time_is_converted_to_the_given_zone(
     sample_root: etree._Element, key_source: KeySource, moment: datetime
 ) -> None:
     assert _signing_time_text(_sign(sample_root, key_source, signing_time=moment)) == (
-        "2026-11-03T10:15:00"
+        SIGNED_AT_LOCAL
     )
 
 
@@ -202,7 +203,7 @@ def test_refuses_documents_it_cannot_sign_faithfully(
 
 def test_naive_signing_time_is_refused(sample_root: etree._Element, key_source: KeySource) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        _sign(sample_root, key_source, signing_time=datetime(2026, 11, 3, 10, 15))
+        _sign(sample_root, key_source, signing_time=SIGNED_AT.replace(tzinfo=None))
 
 
 # --- verification ---------------------------------------------------------------------------
@@ -267,6 +268,8 @@ def test_untrusted_ca(signed: bytes, other_pki: Pki) -> None:
 
 def test_validity_is_judged_at_signing_time(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The signed XML is the legal original: it stays valid after the certificate expires."""
+    # Deliberate: a fixed historical PKI (issued 2024-01-01, expired since) so the SigningTime
+    # and the validity window it is judged by are exact.
     issued = datetime(2024, 1, 1, tzinfo=UTC)
     ca_key, ca_cert = certs.create_dev_ca("Dev CA 2024", valid_days=365, now=issued)
     key, cert = certs.create_dev_org_certificate(
@@ -281,7 +284,7 @@ def test_validity_is_judged_at_signing_time(tmp_path_factory: pytest.TempPathFac
 
     at_signing = verify_enveloped(document, trusted_ca=ca_cert)
     assert at_signing.valid, at_signing.problems
-    assert at_signing.signing_time == "2024-01-02T07:00:00"
+    assert at_signing.signing_time == "2024-01-02T07:00:00"  # deliberate: issued + 1 day, local
     later = verify_enveloped(document, validation_time=issued + timedelta(days=60))
     assert not later.valid
     assert any("not valid at the signing time" in problem for problem in later.problems)

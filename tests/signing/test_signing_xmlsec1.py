@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from infra.clock import now
 from lxml import etree
 from signing_testdata import Pki
 
@@ -44,7 +44,7 @@ def _write_signed(root: etree._Element, key: KeySource, path: Path, **kwargs: ob
         root,
         signed_id="data",
         key=key,
-        signing_time=datetime.now(UTC),
+        signing_time=now(),
         tz=VIETNAM_TZ,
         **kwargs,  # type: ignore[arg-type]
     )

@@ -9,9 +9,11 @@ import re
 import shutil
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import uvicorn
+from infra.clock import local, local_now
 from infra.ports import wait_for_port
 from playwright.sync_api import Page
 
@@ -47,6 +49,15 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+
+def clear_of_midnight(minutes: float = 3) -> None:
+    """A journey about *today* (payments, then today's close or till) must not straddle the
+    agency's midnight: if the local day ends within ``minutes``, wait for the next one to begin."""
+    at = local_now()
+    left = (local(at.date() + timedelta(days=1)) - at).total_seconds()
+    if left < minutes * 60:
+        time.sleep(left + 1)
 
 
 def shot(page: Page, name: str) -> Path:

@@ -14,16 +14,23 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from browser_kit import COUNTER, PHONE, LiveServer, no_horizontal_scroll, shot, sign_in
+from browser_kit import (
+    COUNTER,
+    PHONE,
+    LiveServer,
+    clear_of_midnight,
+    no_horizontal_scroll,
+    shot,
+    sign_in,
+)
+from infra.clock import subprocess_env, today
 from infra.ports import free_port, wait_for_port
 from playwright.sync_api import Page, expect
 
 from api.demo import DEMO_API_KEY
-from settings.db import utcnow
 
 pytestmark = pytest.mark.browser
 
@@ -49,7 +56,7 @@ def tax_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
             "--data-dir",
             str(tmp_path / "tax"),
         ],
-        env=env,
+        env=subprocess_env(env),  # a moved run's clock (tests/infra/clock.py)
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -93,7 +100,8 @@ def test_accountant_closes_a_day_red_to_green(
     desk_live: LiveServer, new_page: Callable[[dict[str, int]], Page]
 ) -> None:
     base = desk_live.url
-    today = utcnow().astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()
+    clear_of_midnight()  # pays, then closes *today*: all on one local day
+    day = today().isoformat()
     paid = create_order(base, "journey-paid", "H01.22-261121-0901")
     transfer(base, paid["amount"], str(paid["reference"]))
     waiting = create_order(base, "journey-waiting", "H01.22-261121-0902")
@@ -104,19 +112,19 @@ def test_accountant_closes_a_day_red_to_green(
     sign_in(page, base, "ketoan")
     assert page.url.endswith("/staff/desk")
     expect(page.locator("h1")).to_contain_text("Đối soát cuối ngày")
-    page.fill("#close-day", today)
+    page.fill("#close-day", day)
     page.click("#close-today")
-    page.wait_for_url(re.compile(rf".*/staff/desk/days/{today}\?ok=closed$"))
+    page.wait_for_url(re.compile(rf".*/staff/desk/days/{day}\?ok=closed$"))
     expect(page.locator("#day-status")).to_have_attribute("data-status", "red")
     open_rows = page.locator('#breaks tr[data-state="open"]')
     expect(open_rows).to_have_count(1)
     expect(open_rows.first).to_contain_text("Tiền về chưa khớp khoản thu")
     page.goto(f"{base}/staff/desk")
-    expect(page.locator(f'a.day[data-day="{today}"]')).to_have_attribute("data-status", "red")
+    expect(page.locator(f'a.day[data-day="{day}"]')).to_have_attribute("data-status", "red")
     expect(page.locator("#today-status")).to_contain_text("Đỏ")
     shot(page, "desk-home-red-1366")
 
-    page.goto(f"{base}/staff/desk/days/{today}")
+    page.goto(f"{base}/staff/desk/days/{day}")
     page.locator('#breaks tr[data-state="open"] a.break-link').click()
     page.wait_for_url(re.compile(r".*/staff/desk/breaks/[0-9a-f]{32}$"))
     break_url = page.url
@@ -147,11 +155,11 @@ def test_accountant_closes_a_day_red_to_green(
 
     page.goto(break_url)
     page.click("#rerun")
-    page.wait_for_url(re.compile(rf".*/staff/desk/days/{today}\?ok=closed$"))
+    page.wait_for_url(re.compile(rf".*/staff/desk/days/{day}\?ok=closed$"))
     expect(page.locator("#day-status")).to_have_attribute("data-status", "green")
     expect(page.locator("#versions tbody tr")).to_have_count(2)
     page.goto(f"{base}/staff/desk")
-    expect(page.locator(f'a.day[data-day="{today}"]')).to_have_attribute("data-status", "green")
+    expect(page.locator(f'a.day[data-day="{day}"]')).to_have_attribute("data-status", "green")
     expect(page.locator("#today-status")).to_contain_text("Xanh")
     shot(page, "desk-home-green-1366")
 
@@ -174,7 +182,7 @@ def test_accountant_closes_a_day_red_to_green(
 
     phone = new_page(PHONE)
     sign_in(phone, base, "ketoan")
-    for url in ("/staff/desk", f"/staff/desk/days/{today}", "/staff/desk/charts"):
+    for url in ("/staff/desk", f"/staff/desk/days/{day}", "/staff/desk/charts"):
         phone.goto(base + url)
         assert no_horizontal_scroll(phone), url
     phone.goto(f"{base}/staff/desk")
