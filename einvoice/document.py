@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
+from einvoice.official import DEFAULT_DOCUMENT_VERSION
+
 
 class FeeKind(StrEnum):
     """Law on Fees and Charges 97/2015/QH13: a fee may be partly retained, a charge may not."""
@@ -92,6 +94,13 @@ class ReceiptDocument:
     replaces_reference: ReceiptReference | None = None
     """What the replaced receipt printed (template, series, number, date); optional so that
     documents built before replacement existed keep their exact XML."""
+    mapping_version: str = "0.2"
+    """Which receipt mapping writes the XML (:data:`einvoice.receipt_xml.MAPPINGS`): ``0.1``
+    (ours) or ``0.2`` (the confirmed names, the default). Issuing chooses it per agency and day
+    (:mod:`einvoice.mapping_policy`)."""
+    document_version: str = DEFAULT_DOCUMENT_VERSION
+    """``PBan`` of a 0.2 receipt: the official document version (2.1.0 or 2.1.1). 0.1 writes its
+    own ``0.1`` whatever this says."""
 
     @property
     def total(self) -> int:

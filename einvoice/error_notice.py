@@ -5,23 +5,25 @@ that touches neither the tax code nor the amount is **not** corrected by reissui
 collector tells the payer and notifies the tax office on form 04/SS-CTĐT; receipt numbers and
 the signed receipts stay as they are.
 
-**This is not the official format** (as for receipts, see :mod:`einvoice.receipt_xml`): the
-tax authority's schema for 04/SS-CTĐT could not be obtained. It is modelled on the e-invoice
-error notice 04/SS-HĐĐT (``TBao``/``DLTBao``): ``TTChung`` carries the form number, the tax
-authority, the collector (``TNNT``, ``MST``), the place (``DDanh``) and date (``NTBao``);
-``NDTBao/DSCTu/CTu`` lists each receipt by the names receipts use (``KHMCTu``, ``KHCTu``,
-``SCTu``, ``NLap``) with the kind of notice (``TCTBao``) and the reason (``LDo``). The signature
-is the collector's, in ``DSCKS/NNT`` (a taxpayer's declaration). The schema is
-``einvoice/schemas/04-ss-ctdt-0.1.xsd``, version :data:`SCHEMA_VERSION`; every element name
-lives in this module only.
+Notices are written in **mapping 0.2**, the structure the tax authority's viewer confirms
+(Decision 1271/QĐ-CT; domain.md, "What is now confirmed of the official formats"): root ``TBao``
+→ signed ``DLTBao`` holding ``PBan``, the kind of notice ``Loai`` and the list ``DSCTu/CTu``,
+each receipt with ``STT``, ``KHMSCTu`` (template), ``KHCTu``, ``SCTu``, ``NLap``, ``LCTDT``
+(kind of e-document) and ``LDo`` (reason). ``PBan`` is the official version (2.1.0, or 2.1.1).
+**Not confirmed**, ours: the other header elements, named as in the e-invoice notice
+04/SS-HĐĐT (``MSo``, ``Ten``, ``MCQT``, ``TCQT``, ``TNNT``, ``MST``, ``DDanh``, ``NTBao``), the
+collector's signature slot ``DSCKS/NNT`` (a taxpayer's declaration), and which ``LCTDT`` a
+template is (:data:`einvoice.official.DOCUMENT_KIND_FOR_TEMPLATE`). Schema
+``einvoice/schemas/04-ss-ctdt-0.2.xsd``.
 
-``TCTBao`` keeps the invoice family's codes (1 cancel, 2 adjust, 3 replace, 4 explain); only
-``4`` (giải trình, explanation) exists for receipts, since they have no cancel or adjustment and
-a replacement is itself the correction. ``Loai`` 1 is a notice on the collector's own initiative;
-answering a tax office's request (``Loai`` 2, with its notice number) is not modelled yet.
+**Mapping 0.1** (``04-ss-ctdt-0.1.xsd``, ``PBan`` 0.1) was ours: ``DLTBao/TTChung`` and
+``NDTBao/DSCTu/CTu`` with ``KHMCTu`` and the invoice family's ``TCTBao`` (4, explanation). It is
+no longer written, but notices signed in it are still read, validated and sent exactly as signed
+(a notice queued before the upgrade goes out unchanged).
 
-The document travels to the tax authority inside a ``TDiep`` envelope (message type 300 by
-analogy with invoices); that is the tax-authority client's business (issue 5), not this module's.
+``Loai`` 1 is a notice on the collector's own initiative; answering a tax office's request
+(``Loai`` 2, with its notice number) is not modelled yet. The notice travels inside a ``TDiep``
+(message type 304 in mapping 0.2, 300 in 0.1): the tax-authority client's business.
 """
 
 from __future__ import annotations
@@ -39,13 +41,20 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from einvoice.document import Collector
-from einvoice.receipt_xml import ReceiptSchemaError, load_receipt_xml
+from einvoice.official import (
+    DEFAULT_DOCUMENT_VERSION,
+    DOCUMENT_KIND_FOR_TEMPLATE,
+    DOCUMENT_VERSIONS,
+    LEGACY_VERSION,
+)
+from einvoice.receipt_common import SCHEMAS, ReceiptSchemaError, load_receipt_xml
 
 __all__ = [
     "FORM_NAME",
     "FORM_NUMBER",
     "NOTICE_ORIGIN_OWN",
     "SCHEMA_PATH",
+    "SCHEMA_PATHS",
     "SCHEMA_VERSION",
     "ErrorNoticeDocument",
     "NoticeEntry",
@@ -54,12 +63,17 @@ __all__ = [
     "build_error_notice_xml",
     "load_error_notice_xml",
     "notice_from_element",
+    "notice_mapping",
     "signed_id_for_notice",
     "validate_error_notice_xml",
 ]
 
-SCHEMA_VERSION: Final = "0.1"
-SCHEMA_PATH: Final = Path(__file__).with_name("schemas") / f"04-ss-ctdt-{SCHEMA_VERSION}.xsd"
+SCHEMA_VERSION: Final = "0.2"
+"""The mapping new notices are written in."""
+SCHEMA_PATHS: Final[dict[str, Path]] = {
+    version: SCHEMAS / f"04-ss-ctdt-{version}.xsd" for version in ("0.1", SCHEMA_VERSION)
+}
+SCHEMA_PATH: Final = SCHEMA_PATHS[SCHEMA_VERSION]
 FORM_NUMBER: Final = "04/SS-CTĐT"
 FORM_NAME: Final = "Thông báo chứng từ điện tử có sai sót"
 NOTICE_ORIGIN_OWN: Final = "1"
@@ -72,7 +86,8 @@ _PLACEHOLDER_ID: Final = "placeholder"
 
 
 class NoticeKind(StrEnum):
-    """``TCTBao``, tính chất thông báo: the invoice family's codes, restricted to receipts."""
+    """``TCTBao`` of mapping 0.1, tính chất thông báo: the invoice family's codes, restricted to
+    receipts. Mapping 0.2 has no such element (the confirmed ``CTu`` states ``LCTDT`` instead)."""
 
     EXPLANATION = "4"
     """Giải trình: the receipt stays in force; the tax office is told what was wrong."""
@@ -91,7 +106,10 @@ class NoticeEntry:
     number: int
     issued_on: date
     reason: str
-    kind: NoticeKind = NoticeKind.EXPLANATION
+    kind: NoticeKind | None = None
+    """``TCTBao``, as read from a 0.1 notice; not written in 0.2."""
+    document_kind: str | None = None
+    """``LCTDT`` as read from a 0.2 notice; written from the template."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +125,16 @@ class ErrorNoticeDocument:
     """Timezone-aware; ``NTBao`` is its date in the collector's time zone."""
     entries: tuple[NoticeEntry, ...]
     tax_authority_code: str | None = None
+    document_version: str = DEFAULT_DOCUMENT_VERSION
+    """``PBan``: the official document version (2.1.0 or 2.1.1)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedErrorNotice:
-    """What a 04/SS-CTĐT document states, read back from its signed element."""
+    """What a 04/SS-CTĐT document states, read back from its signed element (either mapping)."""
 
     schema_version: str
+    """Our mapping: ``0.1`` or ``0.2``."""
     notice_id: str
     form_number: str
     tax_authority_name: str
@@ -123,6 +144,8 @@ class ParsedErrorNotice:
     place: str
     notified_on: date
     entries: tuple[NoticeEntry, ...]
+    document_version: str | None = None
+    """``PBan`` as written."""
 
 
 def signed_id_for_notice(notice_id: str) -> str:
@@ -141,9 +164,10 @@ def _sub(parent: etree._Element, tag: str, text: str | int) -> etree._Element:
 
 
 def build_error_notice_xml(doc: ErrorNoticeDocument) -> etree._Element:
-    """The unsigned notice: ``TBao`` with an empty ``ds:Signature`` placeholder in ``DSCKS/NNT``.
+    """The unsigned 0.2 notice: ``TBao`` with an empty ``ds:Signature`` placeholder in
+    ``DSCKS/NNT``.
 
-    :raises ValueError: ``notified_at`` is naive.
+    :raises ValueError: ``notified_at`` is naive, or a template has no known ``LCTDT``.
     """
     if doc.notified_at.tzinfo is None or doc.notified_at.utcoffset() is None:
         raise ValueError("ErrorNoticeDocument.notified_at must be timezone-aware")
@@ -151,29 +175,30 @@ def build_error_notice_xml(doc: ErrorNoticeDocument) -> etree._Element:
 
     root = etree.Element("TBao")
     data = etree.SubElement(root, "DLTBao", Id=signed_id_for_notice(doc.notice_id))
-    general = etree.SubElement(data, "TTChung")
-    _sub(general, "PBan", SCHEMA_VERSION)
-    _sub(general, "MSo", FORM_NUMBER)
-    _sub(general, "Ten", FORM_NAME)
-    _sub(general, "Loai", NOTICE_ORIGIN_OWN)
+    _sub(data, "PBan", doc.document_version)
+    _sub(data, "MSo", FORM_NUMBER)
+    _sub(data, "Ten", FORM_NAME)
+    _sub(data, "Loai", NOTICE_ORIGIN_OWN)
     if doc.tax_authority_code and _clean(doc.tax_authority_code):
-        _sub(general, "MCQT", doc.tax_authority_code)
-    _sub(general, "TCQT", doc.tax_authority_name)
-    _sub(general, "TNNT", doc.collector.name)
-    _sub(general, "MST", doc.collector.tax_code)
-    _sub(general, "DDanh", doc.place)
-    _sub(general, "NTBao", local.date().isoformat())
+        _sub(data, "MCQT", doc.tax_authority_code)
+    _sub(data, "TCQT", doc.tax_authority_name)
+    _sub(data, "TNNT", doc.collector.name)
+    _sub(data, "MST", doc.collector.tax_code)
+    _sub(data, "DDanh", doc.place)
+    _sub(data, "NTBao", local.date().isoformat())
 
-    content = etree.SubElement(data, "NDTBao")
-    receipts = etree.SubElement(content, "DSCTu")
+    receipts = etree.SubElement(data, "DSCTu")
     for index, entry in enumerate(doc.entries, start=1):
+        kind = DOCUMENT_KIND_FOR_TEMPLATE.get(entry.template)
+        if kind is None:
+            raise ValueError(f"no LCTDT for receipt template {entry.template!r}")
         item = etree.SubElement(receipts, "CTu")
         _sub(item, "STT", index)
-        _sub(item, "KHMCTu", entry.template)
+        _sub(item, "KHMSCTu", entry.template)
         _sub(item, "KHCTu", entry.series)
         _sub(item, "SCTu", entry.number)
         _sub(item, "NLap", entry.issued_on.isoformat())
-        _sub(item, "TCTBao", entry.kind.value)
+        _sub(item, "LCTDT", kind)
         _sub(item, "LDo", entry.reason)
 
     signatures = etree.SubElement(root, "DSCKS")
@@ -182,10 +207,26 @@ def build_error_notice_xml(doc: ErrorNoticeDocument) -> etree._Element:
     return root
 
 
+def notice_mapping(element: etree._Element) -> str:
+    """``0.1`` or ``0.2``: the mapping of a notice (``TBao`` or its ``DLTBao``), by its ``PBan``.
+
+    :raises ReceiptSchemaError: no ``DLTBao``, or a ``PBan`` neither mapping writes.
+    """
+    data = element if element.tag == "DLTBao" else element.find("DLTBao")
+    if data is None:
+        raise ReceiptSchemaError([f"no DLTBao element under {element.tag!r}"])
+    if data.findtext("TTChung/PBan") == LEGACY_VERSION:
+        return "0.1"
+    version = data.findtext("PBan")
+    if version in DOCUMENT_VERSIONS:
+        return SCHEMA_VERSION
+    raise ReceiptSchemaError([f"PBan {version!r} is not a 04/SS-CTĐT version we know"])
+
+
 @cache
-def _schema() -> etree.XMLSchema:
+def _schema(path: Path) -> etree.XMLSchema:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    return etree.XMLSchema(etree.fromstring(SCHEMA_PATH.read_bytes(), parser))
+    return etree.XMLSchema(etree.fromstring(path.read_bytes(), parser))
 
 
 _schema_lock = threading.Lock()
@@ -193,11 +234,16 @@ _schema_lock = threading.Lock()
 
 
 def validate_error_notice_xml(root: etree._Element) -> None:
-    """Check a notice (unsigned with the placeholder, or signed) against :data:`SCHEMA_PATH`.
+    """Check a notice (unsigned with the placeholder, or signed) against the schema of its
+    mapping (by ``PBan``; an unknown one is checked against 0.2, whose messages say why).
 
     :raises ReceiptSchemaError: with the validator's messages.
     """
-    schema = _schema()
+    try:
+        version = notice_mapping(root)
+    except ReceiptSchemaError:
+        version = SCHEMA_VERSION
+    schema = _schema(SCHEMA_PATHS[version])
     with _schema_lock:
         valid = schema.validate(root)
         log = cast("Iterable[Any]", schema.error_log)
@@ -225,27 +271,33 @@ def _text(parent: etree._Element, path: str) -> str:
 
 
 def notice_from_element(element: etree._Element) -> ParsedErrorNotice:
-    """The fields of a validated notice; accepts ``TBao`` or the signed ``DLTBao`` alone."""
+    """The fields of a validated notice in either mapping; accepts ``TBao`` or the signed
+    ``DLTBao`` alone."""
     data = element if element.tag == "DLTBao" else element.find("DLTBao")
     if data is None:
         raise ReceiptSchemaError([f"no DLTBao element under {element.tag!r}"])
     signed_id = data.get("Id", "")
     if not signed_id.startswith(_ID_PREFIX):
         raise ReceiptSchemaError([f"DLTBao Id {signed_id!r} does not start with {_ID_PREFIX!r}"])
-    general = "TTChung/"
+    version = notice_mapping(data)
+    if version == "0.1":
+        general, items, template = "TTChung/", "NDTBao/DSCTu/CTu", "KHMCTu"
+    else:
+        general, items, template = "", "DSCTu/CTu", "KHMSCTu"
     entries = tuple(
         NoticeEntry(
-            template=_text(item, "KHMCTu"),
+            template=_text(item, template),
             series=_text(item, "KHCTu"),
             number=int(_text(item, "SCTu")),
             issued_on=date.fromisoformat(_text(item, "NLap")),
             reason=_text(item, "LDo"),
-            kind=NoticeKind(_text(item, "TCTBao")),
+            kind=None if item.find("TCTBao") is None else NoticeKind(_text(item, "TCTBao")),
+            document_kind=item.findtext("LCTDT"),
         )
-        for item in data.iterfind("NDTBao/DSCTu/CTu")
+        for item in data.iterfind(items)
     )
     return ParsedErrorNotice(
-        schema_version=_text(data, general + "PBan"),
+        schema_version=version,
         notice_id=signed_id.removeprefix(_ID_PREFIX),
         form_number=_text(data, general + "MSo"),
         tax_authority_name=_text(data, general + "TCQT"),
@@ -255,4 +307,5 @@ def notice_from_element(element: etree._Element) -> ParsedErrorNotice:
         place=_text(data, general + "DDanh"),
         notified_on=date.fromisoformat(_text(data, general + "NTBao")),
         entries=entries,
+        document_version=_text(data, general + "PBan"),
     )

@@ -6,6 +6,10 @@ failed signature never burns a number (Decree 254/2026 art. 23: no gaps).
 
 Replacement receipts (:mod:`einvoice.lifecycle`) come through here too, so that they take
 their number from the same gapless counter; the audit entry ``issued`` is written with the row.
+
+The receipt mapping (0.1 or 0.2) is the agency's on its local day of issue
+(:mod:`einvoice.mapping_policy`), stored with the row; a replacement follows the same rule, so a
+0.1 receipt may be replaced by a 0.2 one, which names it by template, series, number and date.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from einvoice.audit import SYSTEM_ACTOR, AuditAction, record
 from einvoice.document import ReceiptDocument, ReceiptRequest
+from einvoice.mapping_policy import MappingPolicy, ReceiptMappingPolicy
 from einvoice.models import Receipt
 from einvoice.numbering import next_number, series_for_year
 from einvoice.receipt_xml import build_receipt_xml, signed_id_for, validate_receipt_xml
@@ -53,11 +58,13 @@ def issue_receipt(
     now: datetime | None = None,
     actor: str = SYSTEM_ACTOR,
     reason: str | None = None,
+    policy: MappingPolicy | None = None,
 ) -> Receipt:
     """Issue the receipt ``request`` asks for, or return the one already issued for its key.
 
     ``actor`` and ``reason`` go to the audit trail; by default the service itself issued it
-    because a payment was recognised.
+    because a payment was recognised. ``policy`` chooses the receipt mapping; by default the
+    settings' (:meth:`ReceiptMappingPolicy.configured`).
     """
     existing = find_receipt(session, request.source_key)
     if existing is not None:
@@ -70,7 +77,10 @@ def issue_receipt(
         allow_development=allow_development_certificate,
     )
     zone = ZoneInfo(request.collector.time_zone)
-    year = now.astimezone(zone).year
+    local_day = now.astimezone(zone).date()
+    year = local_day.year
+    policy = policy or ReceiptMappingPolicy.configured()
+    mapping = policy.mapping_for(session, request.agency_id, local_day)
     series = series_for_year(request.series, year)
     number = next_number(session, request.agency_id, request.template, series, year)
     receipt_id = uuid.uuid4().hex
@@ -94,6 +104,8 @@ def issue_receipt(
         replaces=request.replaces,
         replaces_reference=request.replaces_reference,
         notes=request.notes,
+        mapping_version=mapping,
+        document_version=policy.document_version,
     )
     root = build_receipt_xml(doc)
     signed = sign_enveloped_fast(
@@ -120,6 +132,7 @@ def issue_receipt(
         signer_subject=key.certificate.subject.rfc4514_string(),
         replaces_id=request.replaces,
         collector_tax_code=request.collector.tax_code,
+        mapping_version=mapping,
     )
     session.add(receipt)
     session.flush()
@@ -137,6 +150,7 @@ def issue_receipt(
             "series": series,
             "number": number,
             "total": doc.total,
+            "mapping": mapping,
         },
         at=now,
     )

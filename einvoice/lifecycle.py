@@ -59,7 +59,9 @@ from einvoice.errors import (
     UseErrorNotice,
 )
 from einvoice.issuing import issue_receipt
+from einvoice.mapping_policy import MappingPolicy
 from einvoice.models import ErrorNotice, ErrorNoticeItem, NoticeStatus, Receipt
+from einvoice.official import configured
 from einvoice.receipt_xml import ParsedReceipt, load_receipt_xml, receipt_from_element
 from settings.db import utcnow
 from signing.certs import check_signing_certificate, same_tax_code
@@ -230,6 +232,7 @@ def replace_receipt(
     allow_development_certificate: bool,
     agency_id: str | None = None,
     now: datetime | None = None,
+    policy: MappingPolicy | None = None,
 ) -> Receipt:
     """Issue the replacement of ``original_id`` and link the two; return the replacement.
 
@@ -241,6 +244,11 @@ def replace_receipt(
 
     ``collector`` is the collecting organisation as it is now (its certificate must match its
     tax code); ``agency_id``, when given, restricts the call to that agency's receipts.
+
+    The replacement is written in the mapping the agency issues today (``policy``, see
+    :func:`~einvoice.issuing.issue_receipt`), whatever the original's: a 0.1 receipt replaced
+    after the switch date gets a 0.2 replacement, which names it by what it printed. The
+    original is read in its own mapping.
 
     :raises ReceiptNotFound: no such receipt (or another agency's).
     :raises ReceiptAlreadyReplaced: it was replaced already; replace the replacement instead.
@@ -303,6 +311,7 @@ def replace_receipt(
         now=now,
         actor=actor,
         reason=reason,
+        policy=policy,
     )
     original.replaced_by_id = replacement.id
     session.flush()
@@ -368,12 +377,17 @@ def create_error_notice(
     agency_id: str | None = None,
     source_key: str | None = None,
     now: datetime | None = None,
+    document_version: str | None = None,
 ) -> ErrorNotice:
     """Make, sign and queue a 04/SS-CTĐT about ``receipt_ids``; receipts are left untouched.
 
     All receipts must be the same collector's and in force (not replaced). The notice is
     stored ``queued`` for the tax-authority client. ``source_key`` makes the call idempotent:
     the same key with the same receipts and reason returns the first notice.
+
+    The notice is written in mapping 0.2 (the confirmed structure) whatever mapping its
+    receipts are in: it names them by template, series, number and date only.
+    ``document_version`` is its ``PBan`` (default: the settings').
 
     :raises ReceiptNotFound: a receipt is unknown (or another agency's).
     :raises ReceiptReplaced: a receipt was replaced: it is no longer in force.
@@ -429,6 +443,7 @@ def create_error_notice(
         tax_authority_code=tax_authority_code,
         place=_checked_text(place, "place", 1, 100) if place else _default_place(collector),
         notified_at=now,
+        document_version=document_version or configured().document_version,
         entries=tuple(
             NoticeEntry(
                 template=content.template,

@@ -104,6 +104,7 @@ class Receipt(Base):
         Index("ix_receipts_replaced_by_id", "replaced_by_id", unique=True),
         Index("ix_receipts_replaces_id", "replaces_id", unique=True),
         Index("ix_receipts_lookup", "collector_tax_code", "template", "series", "number"),
+        Index("ix_receipts_agency_mapping", "agency_id", "mapping_version"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -131,6 +132,10 @@ class Receipt(Base):
     """The collector's MST as the XML states it, so a submitted receipt can be looked up by what
     it prints (MST, template, series, number). Only rows older than migration 0002 without an
     agency could lack it."""
+    mapping_version: Mapped[str] = mapped_column(String(8), default="0.1", server_default="0.1")
+    """The receipt mapping its XML is written in (``0.1`` or ``0.2``), as its ``PBan`` says;
+    decides which mapping the agency issues next (:mod:`einvoice.mapping_policy`). Rows older
+    than migration 0012 are 0.1: no other mapping existed."""
 
     @property
     def status(self) -> ReceiptStatus:
@@ -158,6 +163,7 @@ RECEIPT_FROZEN_COLUMNS: Final = frozenset(
         "created_at",
         "replaces_id",
         "collector_tax_code",
+        "mapping_version",
     }
 )
 """Columns never changed after the insert; ``replaced_by_id`` may go once from NULL to a value."""

@@ -22,7 +22,8 @@ Decisions:
   a short value is shown). A printed or photographed display copy travels further than the signed
   XML, a citizen ID number is personal data (Decree 13/2023/NĐ-CP), and it is not a mandatory item
   of art. 23; the full value stays in the legal original.
-* **Amounts in words are the XML's** (``ThTienBChu``, ``TgTTTBChu``), which the issuer wrote with
+* **Amounts in words are the XML's** (``ThTienBChu``; the total's ``STBChu``, ``TgTTTBChu`` in
+  receipts of mapping 0.1), which the issuer wrote with
   :func:`~einvoice.amount_words.amount_in_words`; recomputing them here could make an old receipt's
   copy disagree with its legal original if the wording rules ever change.
   :func:`~einvoice.amount_words.amount_in_words` is used only when the XML's words are empty.

@@ -6,7 +6,10 @@ untrusted, so the order of work matters:
 1. size check, then a hardened parse that refuses any DOCTYPE/entity (XXE, billion laughs) —
    :class:`~einvoice.errors.UnsafeXml` / :class:`~einvoice.errors.FileTooLarge` are *refusals*
    (4xx); anything readable gets an *answer* (:class:`VerificationResult`, maybe not valid);
-2. the receipt schema, and the enveloped signature (:func:`signing.xmldsig.verify_enveloped`);
+2. the receipt schema of the mapping the document names by its ``PBan`` (0.1, our own, or 0.2,
+   the tax authority's confirmed names: :mod:`einvoice.receipt_xml`), so a receipt signed in
+   0.1 verifies exactly as signed after its agency switched to 0.2; and the enveloped signature
+   (:func:`signing.xmldsig.verify_enveloped`);
 3. the receipt's data is read **only from the element the signature covers** (signxml's
    ``signed_xml``), and that element must be the document's ``DLBLai``: an unsigned look-alike
    elsewhere in the file is never shown as receipt data;

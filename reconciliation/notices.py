@@ -2,7 +2,12 @@
 
 A notice gets its message id (``MTDiep``) and is marked ``sent`` *before* the request goes
 out, so a crash in between leaves a notice whose outcome we ask about, never one we might send
-twice under two ids. The envelope is rebuilt byte-for-byte from the stored signed notice.
+twice under two ids. The envelope is rebuilt byte-for-byte from the stored signed notice, in the
+notice's own mapping: one queued in 0.1 before the upgrade goes out as a 0.1 message (300), a
+0.2 one as 304 (:func:`einvoice.tax_authority.messages.wrap_document`).
+
+The registration is built in the current mapping with the settings' ``PBan``: the ``LHSDung``
+flags from the agency's receipt templates, ``DSCTSSDung`` from its signing certificate itself.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from einvoice.lifecycle import mark_error_notice, queued_error_notices
 from einvoice.models import ErrorNotice, NoticeStatus
+from einvoice.official import FormatChoices
 from einvoice.tax_authority import (
     Ack,
     MessageType,
@@ -25,6 +31,7 @@ from einvoice.tax_authority import (
     build_registration,
     wrap_document,
 )
+from einvoice.tax_authority.formats import current
 from einvoice.tax_authority.messages import new_message_id
 from payments.models import Agency
 from settings.config import Settings
@@ -135,5 +142,6 @@ def register_agency(
         key=key,
         now=utcnow(),
         allow_development_certificate=settings.dev_certificates_allowed,
+        fmt=current(FormatChoices.from_settings(settings)),
     )
     return client.send(message)

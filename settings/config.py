@@ -8,6 +8,7 @@ with anything that is only safe on a laptop (see :meth:`Settings.production_prob
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -79,6 +80,29 @@ class Settings(BaseSettings):
     )
     tax_receiver_code: str = Field(default="TCT", pattern=r"^[A-Z0-9]{2,20}$")
     tax_sandbox_port: int = Field(default=8099, description="Port of the embedded sandbox")
+    tax_document_version: str = Field(
+        default="2.1.0",
+        pattern=r"^2\.1\.[01]$",
+        description="PBan of the documents and TDiep messages in the confirmed formats "
+        "(Decision 1271/QĐ-CT): 2.1.0, or 2.1.1 as some 2026 clients send",
+    )
+    tax_summary_message_type: str = Field(
+        default="400",
+        pattern=r"^\d{3}$",
+        description="MLTDiep of 01/TH-BLĐT: UNCONFIRMED (nothing public gives it; 400 by analogy "
+        "with the invoice summary)",
+    )
+    tax_summary_result_type: str = Field(
+        default="204",
+        pattern=r"^\d{3}$",
+        description="MLTDiep of the authority's result for 01/TH-BLĐT: UNCONFIRMED (204, by "
+        "analogy)",
+    )
+    receipt_mapping_switch_date: date | None = Field(
+        default=date(2027, 1, 1),
+        description="Agency-local date from which an agency that issued receipts in mapping 0.1 "
+        "issues them in mapping 0.2; an agency with no 0.1 receipt starts with 0.2 at once",
+    )
     close_time: str = Field(
         default="23:30", pattern=r"^\d{2}:\d{2}$", description="Local time of the daily close"
     )

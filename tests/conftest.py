@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -41,18 +42,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("MOTCUA_TEST_CLOCK", ""),
         metavar="WHEN",
         help="move the clock for the whole run: now, new-year-eve, new-year, month-end, sunday "
-        "or an ISO time with an offset; each test starts there (tests/infra/clock.py)",
+        "or an ISO time with an offset; each test starts there (tests/infra/clock.py). "
+        "Several, comma-separated: every test runs once at each (no session-wide move)",
     )
+
+
+def _moments(config: pytest.Config) -> list[tuple[str, datetime]]:
+    spec = str(config.getoption("--clock") or "")
+    return [(name.strip(), moment(name.strip())) for name in spec.split(",") if name.strip()]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Move the clock before anything is collected, so module-level values and session
     fixtures (certificates, templates) are made in the moved time too."""
-    spec = str(config.getoption("--clock") or "")
-    if not spec:
+    moments = _moments(config)
+    if not moments:
         return
-    start = moment(spec)
+    start = moments[0][1]
     set_run_start(start)
+    if len(moments) > 1:
+        return  # each test travels to its own moment (pytest_generate_tests)
     traveller = time_machine.travel(start, tick=True)
     traveller.start()
     config.stash[_TRAVELLER] = traveller
@@ -66,11 +75,24 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    start = run_start()
-    if start is None:
+    moments = _moments(config)
+    if not moments:
         return "clock: real"
-    local = start.astimezone(Clock().zone)
-    return f"clock: moved, each test starts at {local.isoformat()} ({start.isoformat()})"
+    zone = Clock().zone
+    shown = ", ".join(f"{name} = {at.astimezone(zone).isoformat()}" for name, at in moments)
+    return f"clock: moved, each test starts at {shown}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Several moments: every test runs once at each, its id saying which (``[new-year]``)."""
+    moments = _moments(metafunc.config)
+    if len(moments) > 1 and "_moved_clock" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "_moved_clock",
+            [at for _, at in moments],
+            indirect=True,
+            ids=[name for name, _ in moments],
+        )
 
 
 _TRAVELLER = pytest.StashKey[time_machine.travel]()
@@ -102,10 +124,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _moved_clock() -> Iterator[None]:
+def _moved_clock(request: pytest.FixtureRequest) -> Iterator[None]:
     """In a moved run, every test starts at the same moment (then time flows), so a test at
     23:50 gets its ten minutes before midnight whatever ran before it."""
-    start = run_start()
+    start: datetime | None = getattr(request, "param", None) or run_start()
     if start is None:
         yield
         return

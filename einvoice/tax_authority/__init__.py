@@ -5,10 +5,10 @@ Why a subpackage: the authority is an external party behind a small interface wi
 type codes; :mod:`.client` sends and resolves outcomes; :mod:`.sandbox` stands in for the
 authority in development and tests (a separate process, refused in production).
 
-**Not the official formats.** Decision 1306/QĐ-CT (envelope PBan 2.1.0) could not be obtained:
-our mapping is version :data:`~.messages.MAPPING_VERSION` ``0.1``, modelled on the e-invoice
-family, and the message type code of 01/TH-BLĐT is unconfirmed (``400``, "the 400 family", by
-analogy with the invoice summary). See :mod:`.messages`.
+**Formats as data** (:mod:`.formats`): messages are built in mapping 0.2 — the e-document
+family's confirmed codes (109/110/111, 304/301, 999) and ``PBan`` 2.1.0 (or 2.1.1) of Decision
+1271/QĐ-CT — and those queued in our old mapping 0.1 are still sent and read. The code of
+01/TH-BLĐT is still unconfirmed and configurable (``400`` by default). See :mod:`.messages`.
 
 The sandbox is not imported here: it pulls in uvicorn and must stay out of production imports.
 """
@@ -27,6 +27,7 @@ from einvoice.tax_authority.errors import (
 )
 from einvoice.tax_authority.messages import (
     MAPPING_VERSION,
+    MessageFormat,
     MessageType,
     RegisteredCertificate,
     RowStatus,
@@ -40,6 +41,7 @@ __all__ = [
     "MAPPING_VERSION",
     "Ack",
     "HttpTaxAuthorityClient",
+    "MessageFormat",
     "MessageInvalid",
     "MessageType",
     "Outcome",

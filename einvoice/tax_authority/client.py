@@ -5,8 +5,10 @@ The authority is an external party behind a small interface (architecture.md):
 ``TDiep`` messages of :mod:`einvoice.tax_authority.messages` over HTTP — to the sandbox
 (:mod:`einvoice.tax_authority.sandbox`) or to a provider's endpoint that takes the same
 messages. The HTTP binding (``POST /messages``, ``GET /messages/{MTDiep}``, answers as a
-``DSTDiep`` list) is ours: the authority's own (Decision 1306/QĐ-CT, PBan 2.1.0) and the
-message type codes are unconfirmed, see :mod:`~einvoice.tax_authority.messages`.
+``DSTDiep`` list) is ours: the authority's own is not published (Decision 1271/QĐ-CT). Messages
+of both mappings are sent as they were built (:mod:`~einvoice.tax_authority.formats`): a
+summary queued in 0.1 before the upgrade goes out unchanged. A "received" notice (110) is not a
+verdict: the outcome waits for the result (111), unless it says "not received".
 
 "Unknown outcome" is first class (style.md). A summary must reach the authority exactly once in
 effect, so:

@@ -1,37 +1,45 @@
 """Messages to and from the tax authority: the ``TDiep`` envelope and the documents it carries.
 
-**This is not the official format.** The tax authority's data formats for e-receipts — the
-envelope and the documents 01/TH-BLĐT, 01/ĐKTĐ-CTĐT, 04/SS-CTĐT (Decision 1306/QĐ-CT, envelope
-PBan 2.1.0) — could not be obtained. Until they are, messages are written in our own mapping
-:data:`MAPPING_VERSION` ``0.1``, modelled on the e-invoice family (domain.md, "Sending data to
-the tax authority"), and ``PBan`` says ``0.1``, not ``2.1.0``, so that nobody takes them for the
-official format. **The message type codes are unconfirmed**: 01/TH-BLĐT is sent as ``400`` by
-analogy with the invoice summary 01/TH-HĐĐT (the "400 family"), its result as ``204``, the
-registration as ``100`` (result ``103``), the error notice as ``300`` (result ``301``), and the
-technical acknowledgement as ``999``. The reason codes in acknowledgements
-(:class:`ReasonCode`) are ours too.
+Two mappings exist, chosen by each message's ``PBan`` (:mod:`.formats`):
 
-Every element name and code lives in this module and nowhere else — the sandbox and the client
-call the functions here — so that moving to the official schemas means new XSD files, a new
-:data:`MAPPING_VERSION` and new mapping code here. Schemas (``einvoice/schemas``):
+* **0.2** (what we build now): the tax authority's confirmed vocabulary (Decision 1271/QĐ-CT,
+  ``PBan`` 2.1.0, or 2.1.1 from the settings; domain.md, "What is now confirmed of the official
+  formats"): the e-document family's message codes (109/110/111 registration, 304/301 error
+  notice, 999), and 01/ĐKTĐ-CTĐT with ``LHSDung`` flags, ``HTGDLCTDT`` and
+  ``DSCTSSDung/CTS``. **Still unconfirmed**, and configurable: the code of 01/TH-BLĐT and of its
+  result (``400``/``204`` by analogy with the invoice summary). The element lists of 01/TH-BLĐT
+  and of the envelope are not public: their names remain our reading of the e-invoice family.
+* **0.1** (no longer built, still read, sent and judged): our first guesses (``PBan`` 0.1;
+  100/103, 300/301, 400/204). A summary or notice queued before the upgrade goes out exactly as
+  signed, in the envelope of its own mapping.
 
-* ``tdiep-0.1.xsd``: ``TDiep`` (``TTChung`` + ``DLieu``) and ``DSTDiep``, our list of answers;
-* ``tdiep-ack-0.1.xsd``: the ``TBao`` of a 999 technical acknowledgement;
-* ``tdiep-result-0.1.xsd``: the ``TBao`` of a result (204 / 103 / 301);
-* ``01-th-bldt-0.1.xsd``: the daily summary ``BTHDLieu``;
-* ``01-dktd-ctdt-0.1.xsd``: the registration ``TKhai``.
+The reason codes in acknowledgements (:class:`ReasonCode`) are ours.
+
+Every element name lives in this module (the notice's in :mod:`einvoice.error_notice`) and
+every code in :mod:`.formats` / :mod:`einvoice.official` — the sandbox and the client call the
+functions here. Schemas (``einvoice/schemas``, one file per mapping ``<v>``):
+
+* ``tdiep-<v>.xsd``: ``TDiep`` (``TTChung`` + ``DLieu``) and ``DSTDiep``, our list of answers;
+* ``tdiep-ack-<v>.xsd``: the ``TBao`` of a 999 technical acknowledgement;
+* ``tdiep-result-<v>.xsd``: the ``TBao`` of a result (204 / 110 / 111 / 301; 103 in 0.1);
+* ``01-th-bldt-<v>.xsd``: the daily summary ``BTHDLieu``;
+* ``01-dktd-ctdt-<v>.xsd``: the registration ``TKhai``.
 
 Decisions that are ours, not the tax authority's:
 
 * Each summary row is one receipt; the daily close joins the names of a receipt's items with
-  ``"; "`` in ``TKhoan`` and writes the receipt total in ``TgTTTBSo``.
+  ``"; "`` in ``TKhoan`` and writes the receipt total in ``TgTTTBSo``. A row names its receipt
+  by template, series, number and date only, so one summary covers receipts of both receipt
+  mappings (a day across an agency's switch date).
 * Row statuses (``TThai``) are only those receipts can have (Circular 91/2026 art. 20: no cancel,
   no adjustment): 1 new, 2 replaced, 3 replacing (:class:`RowStatus`).
 * Dates are the collector's local calendar dates (Asia/Ho_Chi_Minh) in ISO form, as on receipts.
 * A summary may have no rows: an empty day can still be declared if the collector wants proof.
 * The collector signs the summary and the registration in ``DSCKS/NNT`` (a taxpayer's
   declaration), with the enveloped XMLDSig profile of :mod:`signing.xmldsig`.
-* An HTTP answer is a ``DSTDiep`` list: the 999 and, once the data were checked, the result.
+* An HTTP answer is a ``DSTDiep`` list: the 999 and, once the data were checked, the result(s).
+* The envelope of a document takes the document's mapping and ``PBan``: a 0.1 notice travels in
+  a 0.1 envelope (300), a 0.2 one in a 0.2 envelope (304).
 """
 
 from __future__ import annotations
@@ -54,7 +62,17 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from einvoice.document import ReceiptReference
+from einvoice.official import REGISTRATION_FLAG_FOR_TEMPLATE, REGISTRATION_FLAGS
 from einvoice.tax_authority.errors import MessageInvalid, UnsafeMessage
+from einvoice.tax_authority.formats import (
+    LEGACY,
+    RECEIVED_TYPE_FOR,
+    RESULT_TYPE_FOR,
+    MessageFormat,
+    MessageType,
+    current,
+    for_version,
+)
 from signing.certs import check_signing_certificate
 from signing.keys import KeySource
 from signing.xmldsig import DEFAULT_MAX_BYTES, DS_NS, PLACEHOLDER_ID, VIETNAM_TZ
@@ -63,8 +81,10 @@ from signing.xmldsig_fast import sign_enveloped_fast
 __all__ = [
     "ACK_SCHEMA_PATH",
     "ENVELOPE_SCHEMA_PATH",
+    "LEGACY",
     "MAPPING_VERSION",
     "MAX_MESSAGE_BYTES",
+    "RECEIVED_TYPE_FOR",
     "REGISTRATION_FORM",
     "REGISTRATION_SCHEMA_PATH",
     "RESULT_SCHEMA_PATH",
@@ -76,6 +96,7 @@ __all__ = [
     "DataCheckResult",
     "EnvelopeHeader",
     "Message",
+    "MessageFormat",
     "MessageType",
     "Reason",
     "ReasonCode",
@@ -94,6 +115,8 @@ __all__ = [
     "build_result",
     "build_summary_xml",
     "build_technical_ack",
+    "current_format",
+    "document_format",
     "document_tax_code",
     "load_xml",
     "message_bytes",
@@ -110,20 +133,22 @@ __all__ = [
     "wrap_document",
 ]
 
-MAPPING_VERSION: Final = "0.1"
-"""Our mapping version, written in every ``PBan``; equals the ``PBan`` of each XSD below.
+MAPPING_VERSION: Final = "0.2"
+"""The mapping new messages are built in (:func:`current_format`); 0.1 is still read."""
 
-Not the official ``2.1.0``: see the module docstring.
-"""
+current_format = current
+"""The format new messages are built in (mapping 0.2, ``PBan`` and summary codes from the
+settings)."""
 
 _SCHEMAS: Final = Path(__file__).resolve().parent.parent / "schemas"
-"""``einvoice/schemas``, found next to the package (as :mod:`einvoice.receipt_xml` does)."""
+"""``einvoice/schemas``, found next to the package (as :mod:`einvoice.receipt_common` does)."""
 
 ENVELOPE_SCHEMA_PATH: Final = _SCHEMAS / f"tdiep-{MAPPING_VERSION}.xsd"
 ACK_SCHEMA_PATH: Final = _SCHEMAS / f"tdiep-ack-{MAPPING_VERSION}.xsd"
 RESULT_SCHEMA_PATH: Final = _SCHEMAS / f"tdiep-result-{MAPPING_VERSION}.xsd"
 SUMMARY_SCHEMA_PATH: Final = _SCHEMAS / f"01-th-bldt-{MAPPING_VERSION}.xsd"
 REGISTRATION_SCHEMA_PATH: Final = _SCHEMAS / f"01-dktd-ctdt-{MAPPING_VERSION}.xsd"
+"""The schemas of the current mapping; :meth:`MessageFormat.schema` names any mapping's."""
 
 MAX_MESSAGE_BYTES: Final = DEFAULT_MAX_BYTES
 """10 MB: a province's busiest day is a few MB of summary; anything larger is refused unread."""
@@ -145,37 +170,7 @@ _MESSAGE_ID_SHAPE: Final = re.compile(r"^[A-Za-z0-9]{1,20}[0-9A-F]{32}$")
 _LOCAL_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S"
 
 
-class MessageType(StrEnum):
-    """``MLTDiep``. **Unconfirmed**: the codes of the e-invoice family, used by analogy.
-
-    The official list for e-receipts (Decision 1306/QĐ-CT) could not be obtained; change the
-    values here, and only here, when it is.
-    """
-
-    REGISTRATION = "100"
-    """01/ĐKTĐ-CTĐT registration, as the invoice registration 01/ĐKTĐ-HĐĐT."""
-    REGISTRATION_RESULT = "103"
-    """The authority accepts or rejects a registration."""
-    ERROR_NOTICE = "300"
-    """04/SS-CTĐT notice of receipts with errors (built by :mod:`einvoice.error_notice`)."""
-    ERROR_NOTICE_RESULT = "301"
-    """The authority's answer to an error notice."""
-    DAILY_SUMMARY = "400"
-    """01/TH-BLĐT daily summary: "the 400 family", by analogy with 01/TH-HĐĐT."""
-    DATA_CHECK_RESULT = "204"
-    """The authority's result of checking a summary's data."""
-    TECHNICAL_ACK = "999"
-    """Technical acknowledgement: the message was (not) taken in; says nothing of the content."""
-
-
-RESULT_TYPE_FOR: Final[dict[MessageType, MessageType]] = {
-    MessageType.REGISTRATION: MessageType.REGISTRATION_RESULT,
-    MessageType.ERROR_NOTICE: MessageType.ERROR_NOTICE_RESULT,
-    MessageType.DAILY_SUMMARY: MessageType.DATA_CHECK_RESULT,
-}
-"""Which result answers which request type."""
-
-_RESULT_TYPES: Final = frozenset(RESULT_TYPE_FOR.values())
+_RESULT_TYPES: Final = frozenset({*RESULT_TYPE_FOR.values(), *RECEIVED_TYPE_FOR.values()})
 
 _DOCUMENT_ROOT: Final[dict[MessageType, str]] = {
     MessageType.REGISTRATION: "TKhai",
@@ -220,7 +215,8 @@ class ReasonCode(StrEnum):
     TOO_LARGE = "too_large"
     """Larger than :data:`MAX_MESSAGE_BYTES`."""
     ENVELOPE_INVALID = "envelope_invalid"
-    """``TDiep``/``TTChung`` breaks ``tdiep-0.1.xsd`` or its rules."""
+    """``TDiep``/``TTChung`` breaks ``tdiep-<mapping>.xsd`` or its rules, or its ``PBan`` is
+    none of ours."""
     WRONG_RECEIVER = "wrong_receiver"
     """``MNNhan`` is not the receiving system's code."""
     UNKNOWN_TYPE = "unknown_message_type"
@@ -252,16 +248,21 @@ class RegistrationKind(StrEnum):
 
 
 class TransmissionRoute(StrEnum):
-    """How data reach the authority (``HTGDLCTu``): directly, or through a licensed provider."""
+    """How data reach the authority: the flags of ``HTGDLCTDT`` (confirmed names; what each
+    means is read from its name, the official descriptions are not public)."""
 
-    DIRECT = "CDLTTDCQT"
-    """Chuyển dữ liệu trực tiếp đến cơ quan thuế."""
+    DIRECT = "CDLQCCQT"
+    """Chuyển dữ liệu qua cổng của cơ quan thuế: through the tax authority's own portal (0.1
+    called it CDLTTDCQT, "directly")."""
     VIA_PROVIDER = "CDLQTCTN"
     """Chuyển dữ liệu qua tổ chức cung cấp dịch vụ (T-VAN style): the usual path (domain.md)."""
+    VIA_ENTRUSTED_PROVIDER = "CDLQTCTNUT"
+    """Through a provider the collector entrusts (ủy thác) with sending its data."""
 
 
 class TransmissionMode(StrEnum):
-    """What is sent (``PThuc``): each receipt in full, or the daily summary 01/TH-BLĐT."""
+    """What is sent (``PThuc``, ours, not confirmed for e-documents): each receipt in full, or
+    the daily summary 01/TH-BLĐT."""
 
     FULL = "CDDu"
     """Chuyển đầy đủ nội dung từng biên lai."""
@@ -357,11 +358,15 @@ class EnvelopeHeader:
     count: int
 
     @property
+    def format(self) -> MessageFormat | None:
+        """The mapping its ``PBan`` names (``None``: none of ours)."""
+        return for_version(self.version)
+
+    @property
     def known_type(self) -> MessageType | None:
-        try:
-            return MessageType(self.message_type)
-        except ValueError:
-            return None
+        """What ``MLTDiep`` means in this message's mapping; ``None`` when it means nothing."""
+        fmt = self.format
+        return None if fmt is None else fmt.kind(self.message_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,17 +410,22 @@ class TechnicalAck:
 
 @dataclass(frozen=True, slots=True)
 class DataCheckResult:
-    """A result (204 / 103 / 301): the authority's verdict on the content."""
+    """A result (204 / 111 / 301, or 110 "received"; 103 in 0.1): the authority on the content."""
 
     message_id: str
     referenced_id: str
     message_type: MessageType
     accepted: bool
-    """``TTXNCQT`` 1."""
+    """``TTXNCQT`` 1 (for a "received" notice: received)."""
     tax_code: str | None
     """The taxpayer, when the judged message named one readably."""
     notified_on: date
     reasons: tuple[Reason, ...] = ()
+
+    @property
+    def final(self) -> bool:
+        """A verdict, not the intermediate "received" notice (110) that precedes one."""
+        return self.message_type not in RECEIVED_TYPE_FOR.values()
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,8 +446,14 @@ class AuthorityAnswers:
         return None
 
     def result_for(self, message_id: str) -> DataCheckResult | None:
-        for result in self.results:
-            if result.referenced_id == message_id:
+        """The verdict on ``message_id``; failing one, a "not received" notice (which settles
+        the message as refused). A bare "received" is no verdict: ``None``."""
+        mine = [r for r in self.results if r.referenced_id == message_id]
+        for result in mine:
+            if result.final:
+                return result
+        for result in mine:
+            if not result.accepted:
                 return result
         return None
 
@@ -593,6 +609,38 @@ def _signature_problems(document: etree._Element, *, signed: bool) -> list[str]:
     return []
 
 
+def _signed_data(document: etree._Element) -> etree._Element | None:
+    """The child that carries an ``Id`` (``DLBTHop``, ``DLTKhai``, ``DLTBao``), or the element
+    itself when it is that child."""
+    if document.get("Id") is not None:
+        return document
+    for child in document:
+        if isinstance(child.tag, str) and child.get("Id") is not None:
+            return child
+    return None
+
+
+def document_format(document: etree._Element) -> MessageFormat | None:
+    """The mapping a document (or its signed data) is written in, from its ``PBan``
+    (``TTChung/PBan``, or ``PBan`` directly under the signed data as in the 0.2 notice)."""
+    data = _signed_data(document)
+    if data is None:
+        return None
+    version = data.findtext("TTChung/PBan")
+    if version is None:
+        version = data.findtext("PBan")
+    return for_version(version)
+
+
+def _format_of(document: etree._Element, form: str) -> MessageFormat:
+    fmt = document_format(document)
+    if fmt is None:
+        data = _signed_data(document)
+        found = None if data is None else (data.findtext("TTChung/PBan") or data.findtext("PBan"))
+        raise MessageInvalid([f"PBan {found!r} is not a version we know"], document=form)
+    return fmt
+
+
 def _sign(
     root: etree._Element, signed_id: str, key: KeySource, now: datetime, tz: ZoneInfo
 ) -> etree._Element:
@@ -628,11 +676,14 @@ def build_summary_xml(
     supplement_no: int | None,
     rows: Sequence[SummaryRow],
     made_on: date,
+    fmt: MessageFormat | None = None,
 ) -> etree._Element:
     """The unsigned 01/TH-BLĐT ``BTHDLieu`` with an empty signature placeholder in ``DSCKS/NNT``.
 
     Not validated here (see :func:`validate_summary_xml`), so a caller can inspect what it
-    built. :func:`build_daily_summary` is the usual entry point.
+    built. :func:`build_daily_summary` is the usual entry point. ``fmt`` (default
+    :func:`current_format`) gives the ``PBan``; the element names are the same in both
+    mappings (nothing of 01/TH-BLĐT itself has been confirmed).
 
     :raises MessageInvalid: ``first`` and ``supplement_no`` disagree, or a row's related
         receipt does not fit its status.
@@ -650,7 +701,7 @@ def build_summary_xml(
     root = etree.Element("BTHDLieu")
     data = etree.SubElement(root, "DLBTHop", Id=signed_id)
     general = etree.SubElement(data, "TTChung")
-    _sub(general, "PBan", MAPPING_VERSION)
+    _sub(general, "PBan", (fmt or current()).document_version)
     _sub(general, "MSo", SUMMARY_FORM)
     _sub(general, "Ten", SUMMARY_NAME)
     _sub(general, "LKDLieu", _DAY_PERIOD)
@@ -694,9 +745,12 @@ def validate_summary_xml(root: etree._Element, *, signed: bool = False) -> None:
     rules XSD 1.0 cannot state: ``BSLThu`` exactly when ``LDau`` is 0, ``STT`` 1..n, a related
     receipt exactly on rows of status 2 and 3.
 
+    The schema is that of the summary's mapping (its ``PBan``).
+
     :raises MessageInvalid: with the validator's lines.
     """
-    _validate(root, SUMMARY_SCHEMA_PATH, SUMMARY_FORM)
+    fmt = _format_of(root, SUMMARY_FORM)
+    _validate(root, fmt.schema("01-th-bldt"), SUMMARY_FORM)
     problems = _signature_problems(root, signed=signed)
     general = root.find("DLBTHop/TTChung")
     assert general is not None  # the schema requires it
@@ -756,8 +810,12 @@ def build_daily_summary(
     tz: ZoneInfo = VIETNAM_TZ,
     message_id: str | None = None,
     allow_development_certificate: bool = False,
+    fmt: MessageFormat | None = None,
 ) -> bytes:
-    """The daily summary 01/TH-BLĐT, signed by the collector, in a ``TDiep`` (type 400), as bytes.
+    """The daily summary 01/TH-BLĐT, signed by the collector, in a ``TDiep``, as bytes.
+
+    ``fmt`` (default :func:`current_format`) gives the ``PBan`` and the message type (the
+    configured, unconfirmed code; ``400`` by default).
 
     ``first`` is ``LDau`` (1 the first summary of ``day``, 0 a supplement, e.g. receipts found
     after an outage; domain.md); ``supplement_no`` is ``BSLThu`` (1, 2, ... for supplements,
@@ -775,6 +833,7 @@ def build_daily_summary(
     :raises signing.errors.CertificateRejected: the key may not sign for ``tax_code``.
     """
     mid = message_id or new_message_id(sender_code)
+    fmt = fmt or current()
     check_signing_certificate(
         key.certificate, tax_code, now, allow_development=allow_development_certificate
     )
@@ -788,6 +847,7 @@ def build_daily_summary(
         supplement_no=supplement_no,
         rows=rows,
         made_on=_local(now, tz).date(),
+        fmt=fmt,
     )
     validate_summary_xml(root)
     signed = _sign(root, signed_id, key, now, tz)
@@ -799,6 +859,7 @@ def build_daily_summary(
         receiver_code=receiver_code,
         tax_code=tax_code,
         message_id=mid,
+        fmt=fmt,
     )
 
 
@@ -819,12 +880,35 @@ def build_registration_xml(
     mode: TransmissionMode = TransmissionMode.SUMMARY,
     tax_authority_code: str | None = None,
     tz: ZoneInfo = VIETNAM_TZ,
+    fmt: MessageFormat | None = None,
 ) -> etree._Element:
-    """The unsigned registration 01/ĐKTĐ-CTĐT (``TKhai``), placeholder in ``DSCKS/NNT``."""
+    """The unsigned registration 01/ĐKTĐ-CTĐT (``TKhai``) in mapping 0.2, placeholder in
+    ``DSCKS/NNT``.
+
+    Confirmed structure (Decision 1271/QĐ-CT, via iTaxViewer): ``NDTKhai`` with the ``LHSDung``
+    flags (one per kind of e-document; ours are raised from ``templates``: EBL01 →
+    ``BLTPLPKIn``, EBL02 → ``BLTPLPIn``), ``HTGDLCTDT`` (how data are sent, from ``route``) and
+    ``DSCTSSDung/CTS`` (the certificates: use :meth:`RegisteredCertificate.from_certificate`).
+    Ours, not confirmed: ``TTChung``'s children after ``PBan`` (the invoice registration's
+    names) and ``PThuc`` (summary or full data, from ``mode``).
+
+    :raises MessageInvalid: a template with no ``LHSDung`` flag, or a 0.1 ``fmt`` (registrations
+        are no longer built in 0.1).
+    """
+    fmt = fmt or current()
+    if fmt.legacy:
+        raise MessageInvalid(["registrations are built in mapping 0.2 only"], document="TKhai")
+    unknown = [t for t in templates if t not in REGISTRATION_FLAG_FOR_TEMPLATE]
+    if unknown:
+        raise MessageInvalid(
+            [f"no LHSDung flag for receipt template {t!r}" for t in unknown],
+            document=REGISTRATION_FORM,
+        )
+    raised = {REGISTRATION_FLAG_FOR_TEMPLATE[t] for t in templates}
     root = etree.Element("TKhai")
     data = etree.SubElement(root, "DLTKhai", Id=signed_id)
     general = etree.SubElement(data, "TTChung")
-    _sub(general, "PBan", MAPPING_VERSION)
+    _sub(general, "PBan", fmt.document_version)
     _sub(general, "MSo", REGISTRATION_FORM)
     _sub(general, "Ten", REGISTRATION_NAME)
     _sub(general, "HThuc", kind.value)
@@ -835,15 +919,15 @@ def build_registration_xml(
     _sub(general, "NLap", made_on.isoformat())
 
     content = etree.SubElement(data, "NDTKhai")
-    routes = etree.SubElement(content, "HTGDLCTu")
+    kinds = etree.SubElement(content, "LHSDung")
+    for flag in REGISTRATION_FLAGS:
+        _sub(kinds, flag, "1" if flag in raised else "0")
+    routes = etree.SubElement(content, "HTGDLCTDT")
     for option in TransmissionRoute:
         _sub(routes, option.value, "1" if option is route else "0")
     modes = etree.SubElement(content, "PThuc")
     for option_mode in TransmissionMode:
         _sub(modes, option_mode.value, "1" if option_mode is mode else "0")
-    types = etree.SubElement(content, "LCTuSDung")
-    for template in templates:
-        _sub(types, "KHMCTu", template)
     listed = etree.SubElement(content, "DSCTSSDung")
     for index, cert in enumerate(certificates, start=1):
         item = etree.SubElement(listed, "CTS")
@@ -859,15 +943,23 @@ def build_registration_xml(
 
 
 def validate_registration_xml(root: etree._Element, *, signed: bool = False) -> None:
-    """Check a 01/ĐKTĐ-CTĐT against its XSD and its signature slot.
+    """Check a 01/ĐKTĐ-CTĐT against the XSD of its mapping (by ``PBan``), its signature slot and
+    what XSD 1.0 cannot say: 0.2 raises at least one receipt flag; 0.1 lists no template twice.
 
     :raises MessageInvalid: with the validator's lines.
     """
-    _validate(root, REGISTRATION_SCHEMA_PATH, REGISTRATION_FORM)
+    fmt = _format_of(root, REGISTRATION_FORM)
+    _validate(root, fmt.schema("01-dktd-ctdt"), REGISTRATION_FORM)
     problems = _signature_problems(root, signed=signed)
-    templates = [e.text for e in root.iterfind("DLTKhai/NDTKhai/LCTuSDung/KHMCTu")]
-    if len(set(templates)) != len(templates):
-        problems.append("a receipt template is listed twice")
+    if fmt.legacy:
+        templates = [e.text for e in root.iterfind("DLTKhai/NDTKhai/LCTuSDung/KHMCTu")]
+        if len(set(templates)) != len(templates):
+            problems.append("a receipt template is listed twice")
+    else:
+        receipts = set(REGISTRATION_FLAG_FOR_TEMPLATE.values())
+        flags = root.find("DLTKhai/NDTKhai/LHSDung")
+        if flags is None or not any(flags.findtext(flag) == "1" for flag in receipts):
+            problems.append("LHSDung raises no receipt flag (BLTPLPKIn or BLTPLPIn)")
     if problems:
         raise MessageInvalid(problems, document=REGISTRATION_FORM)
 
@@ -890,14 +982,17 @@ def build_registration(
     tz: ZoneInfo = VIETNAM_TZ,
     message_id: str | None = None,
     allow_development_certificate: bool = False,
+    fmt: MessageFormat | None = None,
 ) -> bytes:
-    """The registration 01/ĐKTĐ-CTĐT, signed, in a ``TDiep`` (type 100), as bytes.
+    """The registration 01/ĐKTĐ-CTĐT, signed, in a ``TDiep`` (109), as bytes.
 
-    Minimal on purpose (domain.md lists what it must state): receipt types (``templates``),
-    how data are sent (``route``, ``mode``), the certificates with CA, serial and validity
-    (use :meth:`RegisteredCertificate.from_certificate`). Checks as :func:`build_daily_summary`.
+    Minimal on purpose (domain.md lists what it must state): receipt types (``templates``:
+    the ``LHSDung`` flags), how data are sent (``route``, ``mode``), the certificates with CA,
+    serial and validity (use :meth:`RegisteredCertificate.from_certificate` on the real
+    certificate(s)). Checks as :func:`build_daily_summary`.
     """
     mid = message_id or new_message_id(sender_code)
+    fmt = fmt or current()
     check_signing_certificate(
         key.certificate, tax_code, now, allow_development=allow_development_certificate
     )
@@ -915,6 +1010,7 @@ def build_registration(
         mode=mode,
         tax_authority_code=tax_authority_code,
         tz=tz,
+        fmt=fmt,
     )
     validate_registration_xml(root)
     signed = _sign(root, signed_id, key, now, tz)
@@ -926,6 +1022,7 @@ def build_registration(
         receiver_code=receiver_code,
         tax_code=tax_code,
         message_id=mid,
+        fmt=fmt,
     )
 
 
@@ -933,18 +1030,13 @@ def build_registration(
 
 
 def _validate_error_notice(document: etree._Element) -> None:
-    """04/SS-CTĐT is a colleague's document (:mod:`einvoice.error_notice`): its own validator.
+    """04/SS-CTĐT is :mod:`einvoice.error_notice`'s document: its own validator (either mapping).
 
-    Imported lazily, and skipped while that module or its schema is not there yet, so that this
-    package does not depend on work in progress; the signature slot is checked regardless.
+    Imported lazily: that module imports nothing of this package, and this one should not make
+    receipts a dependency of every message.
     """
-    try:
-        from einvoice import error_notice
-    except ImportError:
-        return
-    schema_path = getattr(error_notice, "SCHEMA_PATH", None)
-    if not isinstance(schema_path, Path) or not schema_path.exists():
-        return
+    from einvoice import error_notice
+
     try:
         error_notice.validate_error_notice_xml(document)
     except ValueError as exc:
@@ -955,11 +1047,18 @@ def _validate_error_notice(document: etree._Element) -> None:
 
 
 def validate_document(
-    message_type: MessageType, document: etree._Element, *, signed: bool = True
+    message_type: MessageType,
+    document: etree._Element,
+    *,
+    signed: bool = True,
+    fmt: MessageFormat | None = None,
 ) -> None:
-    """Check a document against what its message type carries: root, schema, signature slot.
+    """Check a document against what its message type carries: root, schema (of the document's
+    own mapping), signature slot; and, when ``fmt`` (the envelope's) is given, that the document
+    is of the envelope's mapping.
 
-    :raises MessageInvalid: wrong root, schema violation, or no (signed) signature.
+    :raises MessageInvalid: wrong root, schema violation, no (signed) signature, or a document
+        of another mapping than its envelope.
     """
     expected = _DOCUMENT_ROOT.get(message_type)
     if expected is None:
@@ -977,10 +1076,18 @@ def validate_document(
         problems = _signature_problems(document, signed=signed)
         if problems:
             raise MessageInvalid(problems, document="04/SS-CTĐT")
+    inner = document_format(document)
+    if fmt is not None and (inner is None or inner.mapping_version != fmt.mapping_version):
+        found = "none" if inner is None else inner.mapping_version
+        raise MessageInvalid(
+            [f"a mapping {fmt.mapping_version} envelope carries a mapping {found} document"],
+            document="TDiep",
+        )
 
 
 def _envelope(
-    message_type: str,
+    fmt: MessageFormat,
+    message_type: MessageType,
     *,
     sender_code: str,
     receiver_code: str,
@@ -991,10 +1098,10 @@ def _envelope(
 ) -> etree._Element:
     root = etree.Element("TDiep")
     general = etree.SubElement(root, "TTChung")
-    _sub(general, "PBan", MAPPING_VERSION)
+    _sub(general, "PBan", fmt.document_version)
     _sub(general, "MNGui", sender_code)
     _sub(general, "MNNhan", receiver_code)
-    _sub(general, "MLTDiep", message_type)
+    _sub(general, "MLTDiep", fmt.code(message_type))
     _sub(general, "MTDiep", message_id)
     etree.SubElement(general, "MTDTChieu").text = referenced_id or ""
     if tax_code is not None:
@@ -1015,15 +1122,23 @@ def wrap_document(
     tax_code: str,
     message_id: str | None = None,
     referenced_message_id: str | None = None,
+    fmt: MessageFormat | None = None,
 ) -> bytes:
     """Put one signed document into a ``TDiep`` of ``message_type`` and return the message bytes.
 
     For documents built elsewhere, e.g. the 04/SS-CTĐT of :mod:`einvoice.error_notice` (type
     :attr:`MessageType.ERROR_NOTICE`). The document is copied (never moved out of the caller's
     tree) and checked first: right root for the type, its schema, a signed ``ds:Signature`` in
-    ``DSCKS/NNT``, and ``TTChung/MST`` equal to the envelope's. The envelope carries no
-    namespace declarations or ``xml:*`` attributes, so the document's canonical form, and
-    therefore its signature, is the same inside the envelope as alone.
+    ``DSCKS/NNT``, and its ``MST`` equal to the envelope's. The envelope carries no namespace
+    declarations or ``xml:*`` attributes, so the document's canonical form, and therefore its
+    signature, is the same inside the envelope as alone.
+
+    The envelope takes the document's mapping and ``PBan`` (:func:`document_format`, with the
+    configured codes): a notice signed in 0.1 before the upgrade goes out in a 0.1 envelope
+    (300), a 0.2 one in a 0.2 envelope (304), so the pair is always one the receiver can judge,
+    and wrapping the same stored document again gives the same envelope (the settings' ``PBan``
+    may have changed since). ``fmt`` imposes a format (its codes and ``PBan``) instead; the
+    document must be of its mapping.
 
     :raises MessageInvalid: bad codes, or the document fails its checks.
     :raises UnsafeMessage: ``inner_signed_xml`` bytes are not safe XML.
@@ -1041,14 +1156,17 @@ def wrap_document(
         if isinstance(inner_signed_xml, bytes)
         else _copy(inner_signed_xml)
     )
-    validate_document(message_type, document, signed=True)
+    validate_document(message_type, document, signed=True, fmt=fmt)
     stated = document_tax_code(document)
     if stated is not None and stated != tax_code:
         raise MessageInvalid(
             [f"the document is for MST {stated}, the envelope for {tax_code}"], document="TDiep"
         )
+    fmt = fmt or document_format(document)
+    assert fmt is not None  # validate_document read its PBan
     root = _envelope(
-        message_type.value,
+        fmt,
+        message_type,
         sender_code=sender_code,
         receiver_code=receiver_code,
         message_id=mid,
@@ -1077,13 +1195,18 @@ def _header(root: etree._Element) -> EnvelopeHeader:
 
 
 def read_message_tree(root: etree._Element) -> Message:
-    """Validate a ``TDiep`` tree against ``tdiep-0.1.xsd`` and the rules XSD cannot state.
+    """Validate a ``TDiep`` tree against the envelope schema of its mapping (``tdiep-0.1.xsd``
+    or ``tdiep-0.2.xsd``, by its ``PBan``) and the rules XSD cannot state.
 
     :raises MessageInvalid: with ``document`` ``TDiep``.
     """
     if root.tag != "TDiep":
         raise MessageInvalid([f"the root is {root.tag}, expected TDiep"], document="TDiep")
-    _validate(root, ENVELOPE_SCHEMA_PATH, "TDiep")
+    version = root.findtext("TTChung/PBan")
+    fmt = for_version(version)
+    if fmt is None:
+        raise MessageInvalid([f"PBan {version!r} is not a version we know"], document="TDiep")
+    _validate(root, fmt.schema("tdiep"), "TDiep")
     header = _header(root)
     documents = tuple(child for child in root.iterfind("DLieu/*"))
     problems: list[str] = []
@@ -1117,13 +1240,13 @@ def signed_data_tag(message_type: MessageType) -> str | None:
 
 
 def document_tax_code(document: etree._Element) -> str | None:
-    """``TTChung/MST`` of the signed data of a document (or of the signed data itself)."""
-    if document.find("TTChung") is not None:
-        return document.findtext("TTChung/MST")
-    for data in document:
-        if isinstance(data.tag, str) and data.get("Id") is not None:
-            return data.findtext("TTChung/MST")
-    return None
+    """The collector's ``MST`` stated in a document's signed data (or in the signed data itself):
+    ``TTChung/MST``, or ``MST`` directly under it as in the 0.2 notice."""
+    data = _signed_data(document)
+    if data is None:
+        return None
+    stated = data.findtext("TTChung/MST")
+    return stated if stated is not None else data.findtext("MST")
 
 
 # --------------------------------------------------------------------------- answers
@@ -1152,8 +1275,10 @@ def build_technical_ack(
     """A 999 ``TDiep`` from ``sender_code`` (the authority): taken in, or not and why.
 
     ``referenced`` is the header of the message acknowledged, ``None`` when it could not be
-    read (then ``receiver_code`` names whom we answer, if known).
+    read (then ``receiver_code`` names whom we answer, if known). The answer is in the
+    acknowledged message's mapping; in the current one when that is unknown.
     """
+    fmt = (None if referenced is None else referenced.format) or current()
     ack = etree.Element("TBao")
     if referenced is not None:
         _sub(ack, "MTDiep", referenced.message_id)
@@ -1163,7 +1288,8 @@ def build_technical_ack(
     _reasons_element(ack, reasons)
     to = referenced.sender_code if referenced is not None else (receiver_code or sender_code)
     return _envelope(
-        MessageType.TECHNICAL_ACK.value,
+        fmt,
+        MessageType.TECHNICAL_ACK,
         sender_code=sender_code,
         receiver_code=to,
         message_id=new_message_id(sender_code),
@@ -1183,12 +1309,24 @@ def build_result(
     reasons: Sequence[Reason] = (),
     now: datetime,
     tz: ZoneInfo = VIETNAM_TZ,
+    result_type: MessageType | None = None,
 ) -> etree._Element:
-    """The result ``TDiep`` (204 / 103 / 301 for ``request_type``): accepted, or not and why."""
-    result_type = RESULT_TYPE_FOR[request_type]
+    """A result ``TDiep`` on ``referenced``: accepted, or not and why.
+
+    ``result_type`` defaults to the verdict on ``request_type`` (:data:`RESULT_TYPE_FOR`); give
+    the "received" type (:data:`RECEIVED_TYPE_FOR`, 110) for the intermediate notice. The answer
+    is in the request's mapping, so its code is the one that mapping gives the result (204 /
+    111 / 301 / 110; 103 in 0.1).
+
+    :raises MessageInvalid: the request's mapping has no such result (e.g. 110 in 0.1).
+    """
+    kind = result_type or RESULT_TYPE_FOR[request_type]
+    fmt = referenced.format or current()
+    if kind not in fmt.codes:
+        raise MessageInvalid([f"mapping {fmt.mapping_version} has no {kind} message"])
     notice = etree.Element("TBao")
     data = etree.SubElement(notice, "DLTBao")
-    _sub(data, "PBan", MAPPING_VERSION)
+    _sub(data, "PBan", fmt.document_version)
     _sub(data, "MSo", RESULT_FORM)
     _sub(data, "Ten", RESULT_NAME)
     if tax_code:
@@ -1198,7 +1336,8 @@ def build_result(
     _sub(data, "TTXNCQT", "1" if accepted else "2")
     _reasons_element(data, reasons)
     return _envelope(
-        result_type.value,
+        fmt,
+        kind,
         sender_code=sender_code,
         receiver_code=referenced.sender_code,
         message_id=new_message_id(sender_code),
@@ -1208,12 +1347,19 @@ def build_result(
     )
 
 
+def _validate_answers(wrapper: etree._Element) -> None:
+    """A ``DSTDiep`` against the envelope schema of its messages' mapping (the first one's
+    ``PBan``; the schema then refuses a list that mixes mappings)."""
+    fmt = for_version(wrapper.findtext("TDiep/TTChung/PBan")) or current()
+    _validate(wrapper, fmt.schema("tdiep"), "DSTDiep")
+
+
 def answers_bytes(messages: Sequence[etree._Element]) -> bytes:
     """The body of an HTTP answer: ``DSTDiep`` holding ``messages`` (copies), validated."""
     wrapper = etree.Element("DSTDiep")
     for message in messages:
         wrapper.append(_copy(message))
-    _validate(wrapper, ENVELOPE_SCHEMA_PATH, "DSTDiep")
+    _validate_answers(wrapper)
     return message_bytes(wrapper)
 
 
@@ -1228,7 +1374,8 @@ def _technical_ack(message: Message) -> TechnicalAck:
     if len(message.documents) != 1:
         raise MessageInvalid(["a 999 carries exactly one TBao"], document="999")
     ack = message.documents[0]
-    _validate(ack, ACK_SCHEMA_PATH, "999")
+    fmt = message.header.format or current()
+    _validate(ack, fmt.schema("tdiep-ack"), "999")
     return TechnicalAck(
         message_id=message.header.message_id,
         referenced_id=message.header.referenced_id or ack.findtext("MTDiep"),
@@ -1242,7 +1389,8 @@ def _data_check_result(message: Message, message_type: MessageType) -> DataCheck
     if len(message.documents) != 1:
         raise MessageInvalid(["a result carries exactly one TBao"], document=message_type.value)
     notice = message.documents[0]
-    _validate(notice, RESULT_SCHEMA_PATH, message_type.value)
+    fmt = message.header.format or current()
+    _validate(notice, fmt.schema("tdiep-result"), message_type.value)
     data = notice.find("DLTBao")
     assert data is not None  # the schema requires it
     return DataCheckResult(
@@ -1268,7 +1416,7 @@ def parse_answers(data: bytes) -> AuthorityAnswers:
     """
     root = load_xml(data)
     if root.tag == "DSTDiep":
-        _validate(root, ENVELOPE_SCHEMA_PATH, "DSTDiep")
+        _validate_answers(root)
         trees = [_copy(child) for child in root.iterfind("TDiep")]
     else:
         trees = [root]

@@ -5,22 +5,31 @@ be exercised end to end, including the failures that make tax clients hard (arch
 sandboxes speak the party's real format, are separate processes, and are never reachable in
 production — :func:`create_app` and :func:`main` refuse to start in the production profile).
 
-It speaks the messages of :mod:`einvoice.tax_authority.messages` (our mapping 0.1 — **not** the
-official Decision 1306/QĐ-CT / PBan 2.1.0 formats, which could not be obtained; the message
-type codes are unconfirmed, "400 family" by analogy) over the HTTP binding the client uses:
+It speaks the messages of :mod:`einvoice.tax_authority.messages` in **both mappings**, each
+judged by its own schemas and answered with its own codes (:mod:`einvoice.tax_authority.formats`):
+0.2, the confirmed e-document codes with ``PBan`` 2.1.0 or 2.1.1 (109 → 110 + 111, 304 → 301,
+01/TH-BLĐT → the configured, unconfirmed codes, 400 → 204 by default), and our old 0.1 (100 →
+103, 300 → 301, 400 → 204, ``PBan`` 0.1) for messages queued before the upgrade. It reads the
+configured 01/TH-BLĐT codes from the same ``MOTCUA_*`` settings as the service. Over the HTTP
+binding the client uses:
 
 * ``POST /messages`` — a ``TDiep``. Read with a hardened parser (no DTD, no entities, no
-  network, size-capped: a DOCTYPE is a 400), envelope checked against ``tdiep-0.1.xsd``; then
-  answered with a ``DSTDiep`` holding the 999 technical acknowledgement and, when received, the
-  result (204 / 103 / 301). The content check covers the document's schema, the collector's
-  XMLDSig signature (:func:`signing.xmldsig.verify_enveloped`, chained to ``trusted_ca`` when
-  one is given), the tax codes (envelope = document = certificate) and, for 01/TH-BLĐT, the
-  order of summaries per day (one first summary, then supplements with new ``BSLThu``). Those
-  order rules are our reading of the invoice-summary precedent, not a confirmed rule.
-* ``GET /messages/{MTDiep}`` — the stored 999 and result; 404 when not held.
+  network, size-capped: a DOCTYPE is a 400), envelope checked against the ``tdiep-<mapping>.xsd``
+  its ``PBan`` names; then answered with a ``DSTDiep`` holding the 999 technical
+  acknowledgement and, when received, the result(s) in the request's mapping: 204 / 111 / 301,
+  with 110 (received / not received) before the 111 of a 0.2 registration; a 0.2 registration
+  whose content fails is answered 110 "not received" and no 111. The content check covers the
+  document's schema (of the envelope's mapping: a 0.1 document in a 0.2 envelope is refused),
+  the collector's XMLDSig signature (:func:`signing.xmldsig.verify_enveloped`, chained to
+  ``trusted_ca`` when one is given), the tax codes (envelope = document = certificate) and,
+  for 01/TH-BLĐT, the order of summaries per day (one first summary, then supplements with new
+  ``BSLThu``). Those order rules are our reading of the invoice-summary precedent, not a
+  confirmed rule.
+* ``GET /messages/{MTDiep}`` — the stored 999 and result(s); 404 when not held.
 * ``GET /agencies/{tax_code}/days/{YYYY-MM-DD}`` — JSON list of what is held for that agency
-  and day (summaries by the day they summarise, other messages by the day received), with how
-  many POSTs carried each message, so tests can prove that nothing was stored twice.
+  and day (``message_type`` is the code as received; summaries by the day they summarise,
+  other messages by the day received), with how many POSTs carried each message, so tests can
+  prove that nothing was stored twice.
 * ``POST /_faults`` — JSON ``{"mode": ..., "times": n, "delay_seconds": s, "reason": ...}``
   switches a fault for the next ``times`` POSTs: ``none``; ``timeout`` (store and judge the
   message, then sleep past the client's timeout before answering: the unknown outcome the
@@ -58,10 +67,12 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from einvoice.tax_authority.errors import MessageInvalid, SandboxRefused, UnsafeMessage
+from einvoice.tax_authority.formats import LEGACY, current
 from einvoice.tax_authority.messages import (
     MAX_MESSAGE_BYTES,
     RESULT_TYPE_FOR,
     EnvelopeHeader,
+    MessageFormat,
     MessageType,
     Reason,
     ReasonCode,
@@ -194,11 +205,13 @@ class _Store:
         return _Stored(row[0], row[1], bytes(row[2]), bytes(row[3]))
 
     def accepted_summaries(self, tax_code: str, day: str) -> list[tuple[bool, int | None]]:
+        """Summaries of either mapping (``message_type`` holds the code as received)."""
+        codes = tuple(f.code(MessageType.DAILY_SUMMARY) for f in (LEGACY, current()))
         with self.lock:
             rows = self._db.execute(
                 "SELECT first, supplement_no FROM messages WHERE tax_code = ? AND day = ? "
-                "AND message_type = ? AND accepted = 1",
-                (tax_code, day, MessageType.DAILY_SUMMARY.value),
+                "AND message_type IN (?, ?) AND accepted = 1",
+                (tax_code, day, *codes),
             ).fetchall()
         return [(bool(first), supplement) for first, supplement in rows]
 
@@ -379,7 +392,7 @@ class _Processor:
         else:
             document = documents[0]
             try:
-                validate_document(kind, document, signed=False)
+                validate_document(kind, document, signed=False, fmt=header.format)
             except MessageInvalid as exc:
                 reasons += _reasons_from(ReasonCode.DOCUMENT_INVALID, exc.errors)
             status = verify_enveloped(message_bytes(document), trusted_ca=self.trusted_ca)
@@ -401,6 +414,7 @@ class _Processor:
             stated = document_tax_code(document)
             if tax_code is None and stated is not None and _TAX_CODE_SHAPE.match(stated):
                 tax_code = stated
+        content_reasons = list(reasons)
         if not reasons and fault is not None and fault.mode == "reject":
             reasons.append(Reason(ReasonCode.REJECTED.value, fault.reason))
         accepted = not reasons
@@ -408,20 +422,12 @@ class _Processor:
         ack = build_technical_ack(
             sender_code=self.receiver_code, referenced=header, received=True, now=now
         )
-        result = build_result(
-            sender_code=self.receiver_code,
-            referenced=header,
-            request_type=kind,
-            tax_code=tax_code,
-            accepted=accepted,
-            reasons=reasons,
-            now=now,
-        )
+        results = self._results(header, kind, tax_code, content_reasons, reasons, now)
         day = facts.day if facts is not None else now.astimezone(VIETNAM_TZ).date()
         self.store.insert(
             {
                 "message_id": header.message_id,
-                "message_type": kind.value,
+                "message_type": header.message_type,
                 "sender_code": header.sender_code,
                 "tax_code": tax_code or "",
                 "day": day.isoformat(),
@@ -438,7 +444,7 @@ class _Processor:
                     ensure_ascii=False,
                 ),
                 "ack_xml": message_bytes(ack),
-                "result_xml": message_bytes(result),
+                "result_xml": answers_bytes(results),
             }
         )
         if fault is not None and fault.mode == "duplicate":
@@ -449,16 +455,60 @@ class _Processor:
             return self._not_received(header, reasons_dup, 200, "duplicate_fault")
         return _Answer(
             200,
-            answers_bytes([ack, result]),
+            answers_bytes([ack, *results]),
             header.message_id,
             "accepted" if accepted else "rejected",
         )
+
+    def _results(
+        self,
+        header: EnvelopeHeader,
+        kind: MessageType,
+        tax_code: str | None,
+        content_reasons: list[Reason],
+        reasons: list[Reason],
+        now: datetime,
+    ) -> list[etree._Element]:
+        """The result messages, in the request's mapping: the verdict (204 / 111 / 301), after
+        the "received" notice where the mapping has one (110 before 111). A message whose
+        content fails gets 110 "not received" and no verdict, as the tax authority does for
+        the e-invoice registration (102 without 103)."""
+        fmt: MessageFormat | None = header.format
+        received = None if fmt is None else fmt.received_type(kind)
+        results: list[etree._Element] = []
+        if received is not None:
+            results.append(
+                build_result(
+                    sender_code=self.receiver_code,
+                    referenced=header,
+                    request_type=kind,
+                    result_type=received,
+                    tax_code=tax_code,
+                    accepted=not content_reasons,
+                    reasons=content_reasons,
+                    now=now,
+                )
+            )
+            if content_reasons:
+                return results
+        results.append(
+            build_result(
+                sender_code=self.receiver_code,
+                referenced=header,
+                request_type=kind,
+                tax_code=tax_code,
+                accepted=not reasons,
+                reasons=reasons,
+                now=now,
+            )
+        )
+        return results
 
     @staticmethod
     def _tax_code_reasons(
         header: EnvelopeHeader, signed: etree._Element, certificate_tax_code: str | None
     ) -> list[Reason]:
-        stated = signed.findtext("TTChung/MST")
+        stated = document_tax_code(signed)
         problems: list[str] = []
         if header.tax_code is None or stated is None or header.tax_code != stated:
             problems.append(f"envelope MST {header.tax_code} differs from document MST {stated}")
@@ -519,7 +569,8 @@ def create_app(
     faults = _Faults()
     app = FastAPI(
         title="Tax authority sandbox (motcua-pay)",
-        description="NOT the tax authority. Development stand-in speaking TDiep mapping 0.1.",
+        description="NOT the tax authority. Development stand-in speaking TDiep mappings 0.1 "
+        "and 0.2.",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -574,8 +625,10 @@ def create_app(
         if stored is None:
             raise HTTPException(status_code=404, detail="no message with this MTDiep")
         ack = load_xml(stored.ack_xml)
-        result = load_xml(stored.result_xml)
-        return _xml(answers_bytes([ack, result]))
+        held = load_xml(stored.result_xml)
+        # A DSTDiep of results; a lone TDiep in files written before there could be several.
+        results = list(held.iterfind("TDiep")) if held.tag == "DSTDiep" else [held]
+        return _xml(answers_bytes([ack, *results]))
 
     @app.get("/agencies/{tax_code}/days/{day}")
     def list_day(

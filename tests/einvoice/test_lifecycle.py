@@ -288,6 +288,7 @@ def test_signed_receipts_are_write_once_in_the_orm(ctx: Ctx) -> None:
         "UPDATE receipts SET total = 1",
         "UPDATE receipts SET payer_name = 'Người khác'",
         "UPDATE receipts SET number = number + 10",
+        "UPDATE receipts SET mapping_version = mapping_version || '.9'",
         "DELETE FROM receipts",
         "UPDATE receipt_audit_events SET actor = 'x'",
         "DELETE FROM receipt_audit_events",
@@ -342,7 +343,7 @@ def test_error_notice_is_signed_valid_and_queued(ctx: Ctx, tmp_path: Path) -> No
         assert history[1].notice_id == notice_id and history[1].actor == "Lê Văn Cường (một cửa)"
 
     root = load_error_notice_xml(xml)
-    validate_error_notice_xml(root)  # against einvoice/schemas/04-ss-ctdt-0.1.xsd
+    validate_error_notice_xml(root)  # against einvoice/schemas/04-ss-ctdt-0.2.xsd
     status = verify_enveloped(xml)
     assert status.valid, status.problems
     assert status.tax_code == ctx.collector.tax_code
@@ -351,9 +352,20 @@ def test_error_notice_is_signed_valid_and_queued(ctx: Ctx, tmp_path: Path) -> No
     assert parsed.tax_authority_name == "Chi cục Thuế khu vực Sơn Hà"
     assert parsed.tax_authority_code == "10123" and parsed.place == "Sơn Hà"
     assert parsed.tax_code == ctx.collector.tax_code
-    assert [(e.template, e.number, e.kind.label_vi) for e in parsed.entries] == [
-        ("EBL01", 1, "Giải trình"),
-        ("EBL01", 2, "Giải trình"),
+    assert (parsed.schema_version, parsed.document_version) == ("0.2", "2.1.0")
+    assert [(e.template, e.number, e.document_kind, e.kind) for e in parsed.entries] == [
+        ("EBL01", 1, "3", None),
+        ("EBL01", 2, "3", None),
+    ]
+    assert root.findtext("DLTBao/Loai") == "1"
+    assert [e.tag for e in root.iterfind("DLTBao/DSCTu/CTu[1]/*")] == [
+        "STT",
+        "KHMSCTu",
+        "KHCTu",
+        "SCTu",
+        "NLap",
+        "LCTDT",
+        "LDo",
     ]
     assert root.find("DSCKS/NNT") is not None
     xmlsec1_ok(xml, tmp_path, "DLTBao")
@@ -406,11 +418,17 @@ def test_the_triggers_freeze_the_same_columns_as_the_orm() -> None:
 
     from einvoice.models import RECEIPT_FROZEN_COLUMNS
 
-    path = Path(__file__).parents[2] / "settings/migrations/versions/0002_receipt_lifecycle.py"
-    spec = importlib.util.spec_from_file_location("migration_0002", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert set(module.RECEIPT_FROZEN) == RECEIPT_FROZEN_COLUMNS
+    def migration(name: str) -> object:
+        path = Path(__file__).parents[2] / "settings/migrations/versions" / name
+        spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    first = migration("0002_receipt_lifecycle.py")
+    latest = migration("0012_receipt_mapping_version.py")  # recreated them with mapping_version
+    assert latest.RECEIPT_FROZEN_0002 == first.RECEIPT_FROZEN  # type: ignore[attr-defined]
+    assert set(latest.RECEIPT_FROZEN) == RECEIPT_FROZEN_COLUMNS  # type: ignore[attr-defined]
     columns = set(Receipt.__table__.columns.keys())
     assert columns >= RECEIPT_FROZEN_COLUMNS and "replaced_by_id" not in RECEIPT_FROZEN_COLUMNS

@@ -16,12 +16,13 @@ import sys
 import threading
 import unicodedata
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from infra.clock import local, today
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from einvoice.document import Collector, FeeKind, Payer, ReceiptDocument, ReceiptLine
@@ -34,6 +35,8 @@ from einvoice.receipt_xml import (
 )
 
 VERIFY_URL = "https://bienlai.hoahai.danang.gov.vn/r/K7PQ2M4XWZ3NB6RA"
+ISSUED_ON = today()
+"""The day of issue printed on the copy: the suite's today (moved with ``--clock``)."""
 STATUS = "Đã được thay thế bởi biên lai số 12 / Replaced by receipt no. 12"
 
 needs_pdftotext = pytest.mark.skipif(
@@ -63,7 +66,7 @@ def _document(lines: tuple[ReceiptLine, ...] | None = None) -> ReceiptDocument:
         template="EBL01",
         series="26TAB",
         number=1234,
-        issued_at=datetime(2026, 11, 20, 2, 15, 30, tzinfo=UTC),  # 09:15:30 in Đà Nẵng
+        issued_at=local(ISSUED_ON, 9, 15, 30).astimezone(UTC),  # 09:15:30 in Đà Nẵng
         collector=Collector(
             name="Ủy ban nhân dân Phường Hòa Hải",
             tax_code="0401234567-002",
@@ -159,6 +162,15 @@ def test_fonts_are_embedded_and_nothing_else_is_referenced(pdf: bytes) -> None:
     assert pdf.count(b"/FontFile2") == 2  # regular and bold, each embedded once
     assert b"/Helvetica" not in pdf
     assert re.search(rb"/BaseFont /[A-Z]{6}\+DejaVuSans-Bold", pdf)
+
+
+@pytest.mark.parametrize("mapping", ["0.1", "0.2"])
+def test_the_copy_is_the_same_whichever_mapping_the_receipt_is_in(mapping: str, pdf: bytes) -> None:
+    """The PDF is drawn from what the XML states, which is the same in both mappings: a receipt
+    issued in 0.1 before its agency's switch prints exactly like its 0.2 twin."""
+    receipt = _parsed(replace(_document(), mapping_version=mapping))
+    assert receipt.schema_version == mapping
+    assert render_receipt_pdf(receipt, verify_url=VERIFY_URL, status_note=STATUS) == pdf
 
 
 def test_same_input_same_bytes(receipt: ParsedReceipt, pdf: bytes) -> None:
@@ -257,8 +269,8 @@ def test_every_mandatory_item_reads_back_with_its_diacritics(pdf: bytes, tmp_pat
         "Mã hồ sơ (Dossier code): 000.00.12.H17-261120-0007",
         "1.004222 – Đăng ký biến động quyền sử dụng đất",
         # 6. date of issue, the collector's local date and time
-        "Ngày 20 tháng 11 năm 2026, lúc 09:15",
-        "(Date of issue: 20/11/2026 09:15)",
+        f"Ngày {ISSUED_ON:%d} tháng {ISSUED_ON:%m} năm {ISSUED_ON:%Y}, lúc 09:15",
+        f"(Date of issue: {ISSUED_ON:%d/%m/%Y} 09:15)",
         # 9. currency
         "Đơn vị tiền tệ (Currency): VND",
         # notes, status, legal original, verification
@@ -371,15 +383,16 @@ def test_nothing_is_printed_in_the_signature_box_or_over_the_qr(
 ) -> None:
     assert _words_in(pdf, tmp_path, SIGNATURE_BOX) == []
     assert _words_in(pdf, tmp_path, QR_BOX) == []
+    signed_on = f"{ISSUED_ON:%d/%m/%Y}"
     signed_look = render_receipt_pdf(
         receipt,
         verify_url=VERIFY_URL,
         signer_name="ỦY BAN NHÂN DÂN PHƯỜNG HÒA HẢI",
-        stamp_lines=("Ký bởi: ỦY BAN NHÂN DÂN PHƯỜNG HÒA HẢI", "Ngày ký: 20/11/2026 09:15:31"),
+        stamp_lines=("Ký bởi: ỦY BAN NHÂN DÂN PHƯỜNG HÒA HẢI", f"Ngày ký: {signed_on} 09:15:31"),
     )
     inside = " ".join(_words_in(signed_look, tmp_path, SIGNATURE_BOX))
     assert "Ký bởi: ỦY BAN NHÂN DÂN PHƯỜNG HÒA HẢI" in inside
-    assert "Ngày ký: 20/11/2026 09:15:31" in inside
+    assert f"Ngày ký: {signed_on} 09:15:31" in inside
 
 
 # ----------------------------------------------------------------------------- long receipts

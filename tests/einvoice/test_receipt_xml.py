@@ -1,4 +1,6 @@
-"""The receipt XML: build, golden file, schema rules, round trip, signed copies, hostile input."""
+"""The receipt XML in both mappings: build, golden files, schema rules, round trip, signed copies,
+hostile input. Most tests run once per mapping (the ``mapping`` fixture); names that differ
+between 0.1 and 0.2 are looked up in :data:`NAMES`."""
 
 from __future__ import annotations
 
@@ -6,17 +8,20 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import einvoice_golden
 import pytest
+from infra.clock import local, today
 from lxml import etree
 
-from einvoice.document import FeeKind, Payer, ReceiptDocument, ReceiptLine
+from einvoice.document import FeeKind, Payer, ReceiptDocument, ReceiptLine, ReceiptReference
 from einvoice.receipt_xml import (
+    LATEST_MAPPING,
+    MAPPINGS,
     MAX_XML_BYTES,
-    SCHEMA_VERSION,
     SIGNATURE_PLACEHOLDER_ID,
     XMLDSIG_NS,
     ParsedLine,
@@ -31,7 +36,15 @@ from einvoice.receipt_xml import (
     validate_receipt_xml,
 )
 
-GOLDEN = Path(__file__).parent / "golden" / f"receipt-{SCHEMA_VERSION}.xml"
+NAMES: dict[str, dict[str, str]] = {
+    "0.1": {"payer": "NNop", "words": "TgTTTBChu", "name": "TCTu", "pban": "0.1"},
+    "0.2": {"payer": "TTNNT", "words": "STBChu", "name": "Ten", "pban": "2.1.0"},
+}
+"""The elements whose names differ between the mappings (0.2 uses the confirmed names)."""
+
+
+def golden(mapping: str) -> Path:
+    return einvoice_golden.GOLDEN / f"receipt-{mapping}.xml"
 
 
 def _pretty(root: etree._Element) -> bytes:
@@ -47,19 +60,44 @@ def _schema_errors(root: etree._Element) -> str:
 # ----------------------------------------------------------------------------- build
 
 
-def test_golden_file(unsigned_root: etree._Element) -> None:
-    """The exact XML of the fixed receipt. Regenerate with UPDATE_GOLDEN=1 after a deliberate
-    change, and review the diff: this is the legal original's shape."""
+def test_golden_file(unsigned_root: etree._Element, mapping: str) -> None:
+    """The exact XML of the fixed receipt in each mapping. Regenerate with UPDATE_GOLDEN=1 after
+    a deliberate change, and review the diff: this is the legal original's shape. The 0.1 file
+    must never change: receipts signed in 0.1 are held by payers and tax offices."""
     produced = _pretty(unsigned_root)
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_bytes(produced)
-    assert produced.decode() == GOLDEN.read_text(encoding="utf-8")
+    if os.environ.get("UPDATE_GOLDEN") == "1" and mapping != "0.1":
+        golden(mapping).write_bytes(produced)
+    assert produced.decode() == golden(mapping).read_text(encoding="utf-8")
 
 
-def test_golden_file_is_a_valid_receipt() -> None:
-    parsed = parse_receipt_xml(GOLDEN.read_bytes())
-    assert parsed.number == 1234
+def test_golden_file_is_a_valid_receipt(mapping: str) -> None:
+    parsed = parse_receipt_xml(golden(mapping).read_bytes())
+    assert parsed.number == 1234 and parsed.schema_version == mapping
+
+
+def test_the_latest_mapping_is_the_default_and_both_are_known() -> None:
+    assert set(MAPPINGS) == {"0.1", "0.2"} and LATEST_MAPPING == "0.2"
+    assert ReceiptDocument.__dataclass_fields__["mapping_version"].default == LATEST_MAPPING
+
+
+def test_confirmed_names_in_0_2_and_ours_in_0_1(
+    unsigned_root: etree._Element, mapping: str
+) -> None:
+    """Issue 17's table: TCTu → Ten, NNop → TTNNT/{Ten, MST, DChi}, TgTTTBChu → STBChu, PBan."""
+    names = NAMES[mapping]
+    other = NAMES["0.1" if mapping == "0.2" else "0.2"]
+    data = unsigned_root.find("DLBLai")
+    assert data is not None
+    assert data.findtext("TTChung/PBan") == names["pban"]
+    assert data.findtext(f"TTChung/{names['name']}") == "Biên lai thu phí, lệ phí"
+    assert data.findtext(f"NDBLai/{names['payer']}/Ten") == "Nguyễn Thị Ánh Tuyết"
+    assert data.findtext(f"NDBLai/TToan/{names['words']}") == "Tám nghìn đồng"
+    for path in (
+        f"TTChung/{other['name']}",
+        f"NDBLai/{other['payer']}",
+        f"NDBLai/TToan/{other['words']}",
+    ):
+        assert data.find(path) is None, path
 
 
 def test_built_receipt_validates(unsigned_root: etree._Element) -> None:
@@ -78,26 +116,34 @@ def test_signed_id_and_placeholder(
 
 
 def test_local_date_and_time_of_the_collector(receipt_document: ReceiptDocument) -> None:
-    # 17:30:05 UTC on the 20th is 00:30:05 on the 21st in Hanoi: the receipt's day is the 21st.
-    doc = replace(receipt_document, issued_at=datetime(2026, 11, 20, 17, 30, 5, tzinfo=UTC))
+    # 00:30:05 local is 17:30:05 UTC the day before: the receipt's day is the local one.
+    local_moment = local(today(), 0, 30, 5)
+    doc = replace(receipt_document, issued_at=local_moment.astimezone(UTC))
     root = build_receipt_xml(doc)
-    assert root.findtext("DLBLai/TTChung/NLap") == "2026-11-21"
+    assert local_moment.astimezone(UTC).date() == today() - timedelta(days=1)
+    assert root.findtext("DLBLai/TTChung/NLap") == today().isoformat()
     assert root.findtext("DLBLai/TTChung/GLap") == "00:30:05"
 
 
 def test_naive_issue_time_is_refused(receipt_document: ReceiptDocument) -> None:
-    doc = replace(receipt_document, issued_at=datetime(2026, 11, 20, 9, 0))
+    doc = replace(receipt_document, issued_at=datetime.combine(today(), time(9, 0)))
     with pytest.raises(ValueError, match="timezone-aware"):
         build_receipt_xml(doc)
 
 
-def test_amounts_in_words_and_fee_kinds(unsigned_root: etree._Element) -> None:
+def test_an_unknown_mapping_is_refused(receipt_document: ReceiptDocument) -> None:
+    with pytest.raises(ValueError, match=r"no receipt mapping '0\.3'"):
+        build_receipt_xml(replace(receipt_document, mapping_version="0.3"))
+
+
+def test_amounts_in_words_and_fee_kinds(unsigned_root: etree._Element, mapping: str) -> None:
     items = unsigned_root.findall("DLBLai/NDBLai/DSKhoan/Khoan")
     assert [i.findtext("LKhoan") for i in items] == ["2", "1"]
     assert [i.findtext("ThTienBChu") for i in items] == ["Tám nghìn đồng", "Không đồng"]
     assert items[1].findtext("MGiam") == "Miễn phí cho hộ nghèo (Thông tư 226/2016/TT-BTC)"
     assert unsigned_root.findtext("DLBLai/NDBLai/TToan/TgTTTBSo") == "8000"
-    assert unsigned_root.findtext("DLBLai/NDBLai/TToan/TgTTTBChu") == "Tám nghìn đồng"
+    words = NAMES[mapping]["words"]
+    assert unsigned_root.findtext(f"DLBLai/NDBLai/TToan/{words}") == "Tám nghìn đồng"
 
 
 def test_payer_contact_data_is_not_written(unsigned_root: etree._Element) -> None:
@@ -106,7 +152,7 @@ def test_payer_contact_data_is_not_written(unsigned_root: etree._Element) -> Non
     assert "0912345678" not in xml
 
 
-def test_optional_fields_are_omitted(receipt_document: ReceiptDocument) -> None:
+def test_optional_fields_are_omitted(receipt_document: ReceiptDocument, mapping: str) -> None:
     doc = replace(
         receipt_document,
         payer=Payer(name="Trần Văn Bình"),
@@ -120,12 +166,14 @@ def test_optional_fields_are_omitted(receipt_document: ReceiptDocument) -> None:
     )
     root = build_receipt_xml(doc)
     validate_receipt_xml(root)
+    payer = NAMES[mapping]["payer"]
     for path in (
         "TTChung/MTCuu",
         "TTChung/DCTCuu",
         "TTChung/TTBLLQuan",
-        "NDBLai/NNop/DChi",
-        "NDBLai/NNop/SDDanh",
+        f"NDBLai/{payer}/DChi",
+        f"NDBLai/{payer}/SDDanh",
+        f"NDBLai/{payer}/MST",
         "NDBLai/TTKhac/MHSo",
         "NDBLai/TTKhac/GChu",
         "NDBLai/DSKhoan/Khoan/DVTinh",
@@ -134,12 +182,46 @@ def test_optional_fields_are_omitted(receipt_document: ReceiptDocument) -> None:
         assert root.find(f"DLBLai/{path}") is None, path
 
 
-def test_text_is_whitespace_normalised(receipt_document: ReceiptDocument) -> None:
+def test_text_is_whitespace_normalised(receipt_document: ReceiptDocument, mapping: str) -> None:
     doc = replace(receipt_document, payer=Payer(name="  Lê   Thị\n Hoa  ", address="   "))
     root = build_receipt_xml(doc)
     validate_receipt_xml(root)
-    assert root.findtext("DLBLai/NDBLai/NNop/Ten") == "Lê Thị Hoa"
-    assert root.find("DLBLai/NDBLai/NNop/DChi") is None
+    payer = NAMES[mapping]["payer"]
+    assert root.findtext(f"DLBLai/NDBLai/{payer}/Ten") == "Lê Thị Hoa"
+    assert root.find(f"DLBLai/NDBLai/{payer}/DChi") is None
+
+
+@pytest.mark.parametrize(
+    ("id_number", "tags"),
+    [
+        ("001190012345", ["Ten", "MST", "DChi"]),  # personal identification number = tax code
+        ("0101234567", ["Ten", "MST", "DChi"]),  # an organisation's MST
+        ("B1234567", ["Ten", "DChi", "SDDanh"]),  # a passport: not a tax code
+        ("123456789", ["Ten", "DChi", "SDDanh"]),  # an old 9-digit ID card
+    ],
+)
+def test_0_2_writes_the_payers_tax_code_in_mst_and_other_ids_in_sddanh(
+    receipt_document: ReceiptDocument, id_number: str, tags: list[str]
+) -> None:
+    doc = replace(
+        receipt_document,
+        mapping_version="0.2",
+        payer=replace(receipt_document.payer, id_number=id_number),
+    )
+    root = build_receipt_xml(doc)
+    validate_receipt_xml(root)
+    payer = root.find("DLBLai/NDBLai/TTNNT")
+    assert payer is not None
+    assert [child.tag for child in payer] == tags
+    assert payer.findtext("MST" if "MST" in tags else "SDDanh") == id_number
+    assert parse_receipt_xml(receipt_xml_bytes(root)).payer_id_number == id_number
+
+
+def test_0_2_refuses_a_payer_mst_that_is_no_tax_code(receipt_document: ReceiptDocument) -> None:
+    root = build_receipt_xml(replace(receipt_document, mapping_version="0.2"))
+    validate_receipt_xml(root)
+    root.find("DLBLai/NDBLai/TTNNT/MST").text = "B1234567"
+    assert "MST" in _schema_errors(root)
 
 
 def test_replacement_receipt_references_the_original(receipt_document: ReceiptDocument) -> None:
@@ -148,6 +230,50 @@ def test_replacement_receipt_references_the_original(receipt_document: ReceiptDo
     validate_receipt_xml(root)
     assert root.findtext("DLBLai/TTChung/TTBLLQuan/TCBLai") == "1"
     assert parse_receipt_xml(receipt_xml_bytes(root)).replaces == "1a2b3c4d5e6f"
+
+
+def test_a_0_2_replacement_names_a_0_1_original_by_what_it_printed(
+    receipt_document: ReceiptDocument,
+) -> None:
+    original = parse_receipt_xml(einvoice_golden.golden_bytes("receipt-0.1-signed.xml"))
+    reference = ReceiptReference(
+        original.template, original.series, original.number, original.issued_on
+    )
+    doc = replace(
+        receipt_document,
+        mapping_version="0.2",
+        receipt_id="9a8b7c6d5e4f30211203f4e5d6c7b8a9",
+        number=original.number + 1,
+        replaces=original.receipt_id,
+        replaces_reference=reference,
+    )
+    parsed = parse_receipt_xml(receipt_xml_bytes(build_receipt_xml(doc)))
+    assert (parsed.schema_version, original.schema_version) == ("0.2", "0.1")
+    assert parsed.replaces == original.receipt_id and parsed.replaces_reference == reference
+
+
+@pytest.mark.parametrize("pban", ["2.1.0", "2.1.1"])
+def test_0_2_writes_either_official_version(receipt_document: ReceiptDocument, pban: str) -> None:
+    doc = replace(receipt_document, mapping_version="0.2", document_version=pban)
+    parsed = parse_receipt_xml(receipt_xml_bytes(build_receipt_xml(doc)))
+    assert (parsed.schema_version, parsed.document_version) == ("0.2", pban)
+
+
+@pytest.mark.parametrize("pban", ["2.1.2", "0.2", "", "1.0.0"])
+def test_an_unknown_version_is_refused_with_the_schema_messages(
+    unsigned_root: etree._Element, pban: str
+) -> None:
+    unsigned_root.find("DLBLai/TTChung/PBan").text = pban
+    assert "PBan" in _schema_errors(unsigned_root)
+    with pytest.raises(ReceiptSchemaError, match="not a receipt version we know"):
+        receipt_from_element(unsigned_root)
+
+
+def test_a_0_1_document_is_not_valid_as_0_2(unsigned_root: etree._Element, mapping: str) -> None:
+    """The version decides the schema: 0.1 names under an official PBan (or the reverse) fail."""
+    unsigned_root.find("DLBLai/TTChung/PBan").text = "2.1.0" if mapping == "0.1" else "0.1"
+    errors = _schema_errors(unsigned_root)
+    assert NAMES[mapping]["name"] in errors
 
 
 # ----------------------------------------------------------------------------- schema rules
@@ -286,12 +412,15 @@ def test_validation_is_safe_across_threads(
 # ----------------------------------------------------------------------------- round trip
 
 
-def test_parse_round_trip(receipt_document: ReceiptDocument, unsigned_root: etree._Element) -> None:
+def test_parse_round_trip(
+    receipt_document: ReceiptDocument, unsigned_root: etree._Element, mapping: str
+) -> None:
     parsed = parse_receipt_xml(receipt_xml_bytes(unsigned_root))
-    assert parsed.schema_version == SCHEMA_VERSION
+    assert parsed.schema_version == mapping
+    assert parsed.document_version == NAMES[mapping]["pban"]
     assert parsed.receipt_id == receipt_document.receipt_id
     assert (parsed.template, parsed.series, parsed.number) == ("EBL01", "26TAB", 1234)
-    assert parsed.issued_on == date(2026, 11, 20)
+    assert parsed.issued_on == einvoice_golden.DAY
     assert parsed.issued_time == time(9, 15, 30)
     assert parsed.tax_code == "0101234567-001"
     assert parsed.collector_name == "Ủy ban nhân dân phường Hàng Bạc"
@@ -333,6 +462,15 @@ def test_receipt_from_the_signed_element_alone(unsigned_root: etree._Element) ->
     assert receipt_from_element(unsigned_root.find("DLBLai")) == whole
 
 
+def test_both_mappings_state_the_same_receipt() -> None:
+    """What a verifier, the PDF and a replacement read is the same whatever the mapping."""
+    old, new = (
+        parse_receipt_xml(einvoice_golden.golden_bytes(f"receipt-{v}-signed.xml"))
+        for v in ("0.1", "0.2")
+    )
+    assert replace(old, schema_version="0.2", document_version="2.1.0") == new
+
+
 def test_parse_rejects_an_invalid_document(unsigned_root: etree._Element) -> None:
     unsigned_root.find("DLBLai/TTChung/KHCTu").text = "26TAI"
     with pytest.raises(ReceiptSchemaError, match="KHCTu"):
@@ -365,6 +503,27 @@ def test_signed_receipt_validates_and_verifies(
         expect_config=SignatureConfiguration(require_x509=True),
     )
     assert receipt_from_element(result.signed_xml) == parsed
+
+
+@pytest.mark.parametrize("name", ["receipt-0.1-signed.xml", "receipt-0.2-signed.xml"])
+def test_signed_golden_files_are_what_issuing_makes(name: str) -> None:
+    """Byte for byte: a change in either mapping or in signing shows here (UPDATE_GOLDEN=1 to
+    regenerate 0.2 after a deliberate change; 0.1 must never need it)."""
+    assert einvoice_golden.BUILDERS[name]() == einvoice_golden.golden_bytes(name)
+
+
+@pytest.mark.skipif(einvoice_golden.XMLSEC1 is None, reason="xmlsec1 not installed")
+@pytest.mark.parametrize("mapping_", ["0.1", "0.2"])
+def test_xmlsec1_verifies_the_signed_golden_receipts(mapping_: str, tmp_path: Path) -> None:
+    data = einvoice_golden.golden_bytes(f"receipt-{mapping_}-signed.xml")
+    done = einvoice_golden.xmlsec1_verify(data, "DLBLai", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "SignedInfo References (ok/all): 2/2" in done.stderr
+    words = NAMES[mapping_]["words"].encode()
+    tag = b"<" + words + b">"
+    tampered = data.replace(tag + "Tám".encode(), tag + "Chín".encode(), 1)
+    assert tampered != data
+    assert einvoice_golden.xmlsec1_verify(tampered, "DLBLai", tmp_path).returncode != 0
 
 
 # ----------------------------------------------------------------------------- hostile input

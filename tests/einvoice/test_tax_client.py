@@ -8,14 +8,16 @@ recorded, not done.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from infra.clock import today
 from lxml import etree
 
 from einvoice.tax_authority.client import Ack, HttpTaxAuthorityClient, Outcome
@@ -26,13 +28,16 @@ from einvoice.tax_authority.errors import (
     TaxAuthorityUnavailable,
     UnsafeMessage,
 )
+from einvoice.tax_authority.formats import LEGACY
 from einvoice.tax_authority.messages import (
     MessageType,
     Reason,
     ReasonCode,
+    RegisteredCertificate,
     SummaryRow,
     answers_bytes,
     build_daily_summary,
+    build_registration,
     build_result,
     build_technical_ack,
     read_message,
@@ -60,10 +65,10 @@ def message(key_path: Path) -> bytes:
         receiver_code="TCT",
         collector_name="UBND xã Test",
         tax_code=TAX_CODE,
-        day=date(2026, 11, 20),
+        day=today(),
         first=True,
         supplement_no=None,
-        rows=[SummaryRow("EBL01", "26TAB", 1, date(2026, 11, 20), "Lệ phí", 8_000)],
+        rows=[SummaryRow("EBL01", "26TAB", 1, today(), "Lệ phí", 8_000)],
         key=Pkcs12KeySource.load(key_path, None),
         now=datetime.now(UTC),
         allow_development_certificate=True,
@@ -432,3 +437,86 @@ def test_constructor_refuses_unbounded_settings() -> None:
         HttpTaxAuthorityClient(BASE, http, max_attempts=0)
     with pytest.raises(ValueError):
         HttpTaxAuthorityClient(BASE, http, timeout=0)
+
+
+# ---------------------------------------------------------------------------- 110 before 111
+
+RECEIVED = MessageType.REGISTRATION_RECEIVED
+VERDICT = MessageType.REGISTRATION_RESULT
+
+
+@pytest.fixture
+def registration(key_path: Path) -> bytes:
+    key = Pkcs12KeySource.load(key_path, None)
+    return build_registration(
+        sender_code="V0101234567",
+        receiver_code="TCT",
+        collector_name="UBND xã Test",
+        tax_code=TAX_CODE,
+        tax_authority_name="Chi cục Thuế khu vực I",
+        templates=["EBL01"],
+        certificates=[RegisteredCertificate.from_certificate(key.certificate)],
+        key=key,
+        now=datetime.now(UTC),
+        allow_development_certificate=True,
+    )
+
+
+def _answering(message: bytes, *notices: tuple[MessageType, bool]) -> HttpTaxAuthorityClient:
+    """A client whose authority answers every POST and GET with the 999 and ``notices``."""
+    header = read_message(message).header
+    now = datetime.now(UTC)
+    parts = [build_technical_ack(sender_code="TCT", referenced=header, received=True, now=now)]
+    for kind, accepted in notices:
+        parts.append(
+            build_result(
+                sender_code="TCT",
+                referenced=header,
+                request_type=MessageType.REGISTRATION,
+                result_type=kind,
+                tax_code=TAX_CODE,
+                accepted=accepted,
+                reasons=[] if accepted else [Reason(ReasonCode.SIGNATURE_INVALID.value, "sai")],
+                now=now,
+            )
+        )
+    body = answers_bytes(parts)
+    http = httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200, content=body)))
+    return HttpTaxAuthorityClient(BASE, http, result_polls=1, sleep=lambda _: None)
+
+
+@pytest.mark.parametrize(
+    ("notices", "outcome", "settled_by"),
+    [
+        (((RECEIVED, True), (VERDICT, True)), Outcome.ACCEPTED, VERDICT),
+        (((RECEIVED, True), (VERDICT, False)), Outcome.REJECTED, VERDICT),
+        (((RECEIVED, False),), Outcome.REJECTED, RECEIVED),
+        (((RECEIVED, True),), Outcome.UNKNOWN, None),
+    ],
+    ids=["received-accepted", "received-refused", "not-received", "received-only"],
+)
+def test_a_received_notice_is_no_verdict_unless_it_refuses(
+    registration: bytes,
+    notices: tuple[tuple[MessageType, bool], ...],
+    outcome: Outcome,
+    settled_by: MessageType | None,
+) -> None:
+    ack = _answering(registration, *notices).send(registration)
+    assert ack.outcome is outcome
+    assert (ack.result.message_type if ack.result else None) is settled_by
+    assert ack.received or outcome is Outcome.REJECTED
+
+
+def test_a_0_1_registration_has_no_received_notice(registration: bytes) -> None:
+    header = read_message(registration).header
+    legacy = dataclasses.replace(header, version=LEGACY.document_version)
+    with pytest.raises(MessageInvalid, match="has no registration_received"):
+        build_result(
+            sender_code="TCT",
+            referenced=legacy,
+            request_type=MessageType.REGISTRATION,
+            result_type=RECEIVED,
+            tax_code=TAX_CODE,
+            accepted=True,
+            now=datetime.now(UTC),
+        )

@@ -1,27 +1,34 @@
 """01/TH-BLĐT, 01/ĐKTĐ-CTĐT and the TDiep envelope: build, validate, sign, verify, read back.
 
-Golden-ish: the structure and the values are checked element by element rather than against a
-byte-for-byte file, because every message carries a fresh signature and signing time.
+Messages built now are in mapping 0.2 (confirmed codes, ``PBan`` 2.1.0 or 2.1.1); those of
+mapping 0.1 are still read, sent and judged. Most tests check structure and values element by
+element on freshly signed messages, for days taken from the suite's clock; the golden files
+(test_golden_messages.py) pin the exact bytes of each document in both mappings.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from infra.clock import today
 from lxml import etree
 
 from einvoice.document import ReceiptReference
+from einvoice.official import REGISTRATION_FLAGS, FormatChoices
 from einvoice.tax_authority.errors import MessageInvalid, UnsafeMessage
+from einvoice.tax_authority.formats import LEGACY, confirmed
 from einvoice.tax_authority.messages import (
     MAPPING_VERSION,
     SUMMARY_SCHEMA_PATH,
     CertificateAction,
+    MessageFormat,
     MessageType,
     Reason,
     ReasonCode,
@@ -31,27 +38,34 @@ from einvoice.tax_authority.messages import (
     answers_bytes,
     build_daily_summary,
     build_registration,
+    build_registration_xml,
     build_result,
     build_summary_xml,
     build_technical_ack,
+    current_format,
     load_xml,
     message_bytes,
     new_message_id,
     parse_answers,
     read_message,
     summary_facts,
+    validate_document,
+    validate_registration_xml,
     validate_summary_xml,
     wrap_document,
 )
+from settings.config import get_settings
 from signing.certs import create_dev_ca, create_dev_org_certificate, write_pem, write_pkcs12
 from signing.errors import CertificateRejected
 from signing.keys import KeySource, Pkcs12KeySource
-from signing.xmldsig import DS_NS, verify_enveloped
+from signing.xmldsig import DS_NS, VIETNAM_TZ, verify_enveloped
 
 TAX_CODE = "0101234567-001"
 COLLECTOR = "Ủy ban nhân dân phường Hàng Bạc"
 SENDER = "V0101234567"
-DAY = date(2026, 11, 20)
+DAY = today()
+"""The suite's today (moved with ``--clock``, which conftest does before collection)."""
+EVE = DAY - timedelta(days=1)
 XMLSEC1 = shutil.which("xmlsec1")
 
 
@@ -90,25 +104,31 @@ def _rows() -> list[SummaryRow]:
             "Phí chứng thực bản sao; Lệ phí hộ tịch",
             10_000,
             status=RowStatus.REPLACING,
-            related=ReceiptReference("EBL01", "26TAB", 1200, date(2026, 11, 19)),
+            related=ReceiptReference("EBL01", "26TAB", 1200, EVE),
             explanation="Sai số tiền trên biên lai gốc",
         ),
         SummaryRow(
             "EBL01",
             "26TAB",
             1200,
-            date(2026, 11, 19),
+            EVE,
             "Phí chứng thực bản sao",
             6_000,
             status=RowStatus.REPLACED,
-            adjusted_period=date(2026, 11, 19),
+            adjusted_period=EVE,
             related=ReceiptReference("EBL01", "26TAB", 1235, DAY),
             notes="Bị thay thế bởi biên lai 1235",
         ),
     ]
 
 
-def _summary(pki: Pki, *, first: bool = True, supplement_no: int | None = None) -> bytes:
+def _summary(
+    pki: Pki,
+    *,
+    first: bool = True,
+    supplement_no: int | None = None,
+    fmt: MessageFormat | None = None,
+) -> bytes:
     return build_daily_summary(
         sender_code=SENDER,
         receiver_code="TCT",
@@ -121,17 +141,27 @@ def _summary(pki: Pki, *, first: bool = True, supplement_no: int | None = None) 
         key=pki.key,
         now=datetime.now(UTC),
         allow_development_certificate=True,
+        fmt=fmt,
     )
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Change ``MOTCUA_*`` settings for one test; the cached settings are dropped around it."""
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
 
 
 def test_summary_envelope_and_document_structure(pki: Pki) -> None:
     data = _summary(pki)
     message = read_message(data)
     header = message.header
-    assert header.version == MAPPING_VERSION
+    assert MAPPING_VERSION == "0.2" and header.version == "2.1.0"
     assert (header.sender_code, header.receiver_code) == (SENDER, "TCT")
     assert header.known_type is MessageType.DAILY_SUMMARY
-    assert header.message_type == "400"
+    assert header.message_type == "400"  # configured: unconfirmed, 400 by analogy
     assert header.message_id.startswith(SENDER)
     suffix = header.message_id.removeprefix(SENDER)
     assert len(suffix) == 32
@@ -173,8 +203,9 @@ def test_summary_envelope_and_document_structure(pki: Pki) -> None:
         "TNNT",
         "MST",
     ]
+    assert general.findtext("PBan") == "2.1.0"
     assert general.findtext("MSo") == "01/TH-BLĐT"
-    assert general.findtext("KDLieu") == "2026-11-20"
+    assert general.findtext("KDLieu") == DAY.isoformat()
     assert general.findtext("LDau") == "1"
     assert general.find("BSLThu") is None
     assert general.findtext("TNNT") == COLLECTOR
@@ -198,10 +229,10 @@ def test_summary_envelope_and_document_structure(pki: Pki) -> None:
     assert first.findtext("TThai") == "1"
     assert replacing.findtext("TThai") == "3"
     assert replacing.findtext("SCTuCLQuan") == "1200"
-    assert replacing.findtext("NLCTuCLQuan") == "2026-11-19"
+    assert replacing.findtext("NLCTuCLQuan") == EVE.isoformat()
     assert replacing.findtext("GThich") == "Sai số tiền trên biên lai gốc"
     assert replaced.findtext("TThai") == "2"
-    assert replaced.findtext("KDLDChinh") == "2026-11-19"
+    assert replaced.findtext("KDLDChinh") == EVE.isoformat()
     assert replaced.findtext("GChu") == "Bị thay thế bởi biên lai 1235"
 
     signature = document.find(f"DSCKS/NNT/{{{DS_NS}}}Signature")
@@ -234,6 +265,11 @@ def test_tampered_summary_fails_verification(pki: Pki) -> None:
     assert any("changed" in problem for problem in status.problems)
 
 
+def _at_the_suites_now() -> list[str]:
+    """xmlsec1 runs on the machine's clock; the PKI was made on the suite's (maybe moved) one."""
+    return ["--verification-gmt-time", datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")]
+
+
 @pytest.mark.skipif(XMLSEC1 is None, reason="xmlsec1 binary not installed")
 def test_xmlsec1_verifies_the_signed_summary(pki: Pki, tmp_path: Path) -> None:
     assert XMLSEC1 is not None
@@ -247,6 +283,7 @@ def test_xmlsec1_verifies_the_signed_summary(pki: Pki, tmp_path: Path) -> None:
             [
                 XMLSEC1,
                 "--verify",
+                *_at_the_suites_now(),
                 "--id-attr:Id",
                 "DLBTHop",
                 "--trusted-pem",
@@ -266,6 +303,7 @@ def test_xmlsec1_verifies_the_signed_summary(pki: Pki, tmp_path: Path) -> None:
         [
             XMLSEC1,
             "--verify",
+            *_at_the_suites_now(),
             "--id-attr:Id",
             "DLBTHop",
             "--trusted-pem",
@@ -385,7 +423,17 @@ def test_empty_day_can_be_declared(pki: Pki) -> None:
     assert (facts.row_count, facts.total_amount) == (0, 0)
 
 
-def test_registration_states_types_route_and_certificates(pki: Pki) -> None:
+@pytest.mark.parametrize(
+    ("templates", "raised"),
+    [
+        (["EBL01"], {"BLTPLPKIn"}),
+        (["EBL02"], {"BLTPLPIn"}),
+        (["EBL01", "EBL02"], {"BLTPLPKIn", "BLTPLPIn"}),
+    ],
+)
+def test_registration_states_kinds_route_and_certificates(
+    pki: Pki, templates: list[str], raised: set[str]
+) -> None:
     now = datetime.now(UTC)
     data = build_registration(
         sender_code=SENDER,
@@ -393,7 +441,7 @@ def test_registration_states_types_route_and_certificates(pki: Pki) -> None:
         collector_name=COLLECTOR,
         tax_code=TAX_CODE,
         tax_authority_name="Chi cục Thuế khu vực I",
-        templates=["EBL01", "EBL02"],
+        templates=templates,
         certificates=[RegisteredCertificate.from_certificate(pki.key.certificate)],
         key=pki.key,
         now=now,
@@ -401,23 +449,67 @@ def test_registration_states_types_route_and_certificates(pki: Pki) -> None:
     )
     message = read_message(data)
     assert message.header.known_type is MessageType.REGISTRATION
+    assert (message.header.message_type, message.header.version) == ("109", "2.1.0")
     document = message.documents[0]
     assert document.tag == "TKhai"
     content = document.find("DLTKhai/NDTKhai")
     assert content is not None
-    assert content.findtext("HTGDLCTu/CDLQTCTN") == "1"
-    assert content.findtext("HTGDLCTu/CDLTTDCQT") == "0"
+    assert [e.tag for e in content] == ["LHSDung", "HTGDLCTDT", "PThuc", "DSCTSSDung"]
+    flags = content.find("LHSDung")
+    assert flags is not None
+    assert [e.tag for e in flags] == list(REGISTRATION_FLAGS)
+    assert {e.tag for e in flags if e.text == "1"} == raised
+    assert content.findtext("HTGDLCTDT/CDLQTCTN") == "1"
+    assert content.findtext("HTGDLCTDT/CDLQCCQT") == "0"
     assert content.findtext("PThuc/CBTHop") == "1"
-    assert [e.text for e in content.iterfind("LCTuSDung/KHMCTu")] == ["EBL01", "EBL02"]
+    assert content.find("LCTuSDung") is None  # the 0.1 name is gone
     cert = content.find("DSCTSSDung/CTS")
     assert cert is not None
+    real = pki.key.certificate
     assert cert.findtext("TTChuc") == "Dev CA motcua-pay"
-    assert cert.findtext("Seri") == format(pki.key.certificate.serial_number, "X")
+    assert cert.findtext("Seri") == format(real.serial_number, "X")
+    local_from = real.not_valid_before_utc.astimezone(VIETNAM_TZ)
+    assert cert.findtext("TNgay") == local_from.strftime("%Y-%m-%dT%H:%M:%S")
     assert cert.findtext("HThuc") == CertificateAction.ADD.value
     status = verify_enveloped(message_bytes(document))
     assert status.valid, status.problems
     assert status.signed_element is not None
     assert status.signed_element.tag == "DLTKhai"
+
+
+def test_registration_needs_a_receipt_template_it_knows(pki: Pki) -> None:
+    with pytest.raises(MessageInvalid, match="no LHSDung flag"):
+        build_registration_xml(
+            signed_id="TK-1",
+            collector_name=COLLECTOR,
+            tax_code=TAX_CODE,
+            tax_authority_name="Chi cục Thuế khu vực I",
+            templates=["EBL03"],
+            certificates=[RegisteredCertificate.from_certificate(pki.key.certificate)],
+            made_on=DAY,
+        )
+    root = build_registration_xml(
+        signed_id="TK-1",
+        collector_name=COLLECTOR,
+        tax_code=TAX_CODE,
+        tax_authority_name="Chi cục Thuế khu vực I",
+        templates=[],
+        certificates=[RegisteredCertificate.from_certificate(pki.key.certificate)],
+        made_on=DAY,
+    )
+    with pytest.raises(MessageInvalid, match="raises no receipt flag"):
+        validate_registration_xml(root)
+    with pytest.raises(MessageInvalid, match=r"0\.2 only"):
+        build_registration_xml(
+            signed_id="TK-1",
+            collector_name=COLLECTOR,
+            tax_code=TAX_CODE,
+            tax_authority_name="Chi cục Thuế khu vực I",
+            templates=["EBL01"],
+            certificates=[],
+            made_on=DAY,
+            fmt=LEGACY,
+        )
 
 
 def test_wrap_document_refuses_unsigned_and_foreign_documents(pki: Pki) -> None:
@@ -483,11 +575,9 @@ def test_wrap_document_takes_signed_bytes_and_keeps_the_signature(pki: Pki) -> N
     assert verify_enveloped(message_bytes(message.documents[0])).valid
 
 
-def test_wrap_document_carries_an_error_notice(pki: Pki) -> None:
-    """04/SS-CTĐT comes from a colleague's module; skip while it is not there yet."""
-    notice = pytest.importorskip("einvoice.error_notice")
+def test_wrap_document_carries_an_error_notice_in_its_own_mapping(pki: Pki) -> None:
+    from einvoice import error_notice as notice
     from einvoice.document import Collector
-    from signing.xmldsig import VIETNAM_TZ
     from signing.xmldsig_fast import sign_enveloped_fast
 
     doc = notice.ErrorNoticeDocument(
@@ -496,7 +586,8 @@ def test_wrap_document_carries_an_error_notice(pki: Pki) -> None:
         tax_authority_name="Chi cục Thuế khu vực I",
         place="Hà Nội",
         notified_at=datetime.now(UTC),
-        entries=(notice.NoticeEntry("EBL01", "26TAB", 1234, DAY, "Sai tên người nộp"),),
+        entries=(notice.NoticeEntry("EBL02", "26TAB", 1234, DAY, "Sai tên người nộp"),),
+        document_version="2.1.1",
     )
     root = notice.build_error_notice_xml(doc)
     signed = sign_enveloped_fast(
@@ -514,9 +605,48 @@ def test_wrap_document_carries_an_error_notice(pki: Pki) -> None:
         tax_code=TAX_CODE,
     )
     message = read_message(data)
-    assert message.header.message_type == "300"
+    assert (message.header.message_type, message.header.version) == ("304", "2.1.1")
+    assert message.header.known_type is MessageType.ERROR_NOTICE
     assert message.documents[0].tag == "TBao"
+    assert message.documents[0].findtext("DLTBao/DSCTu/CTu/LCTDT") == "4"  # EBL02
     assert verify_enveloped(message_bytes(message.documents[0])).valid
+
+
+def test_a_document_must_be_of_its_envelopes_mapping(pki: Pki) -> None:
+    legacy = read_message(_summary(pki, fmt=LEGACY)).documents[0]
+    validate_document(MessageType.DAILY_SUMMARY, legacy, fmt=LEGACY)
+    with pytest.raises(MessageInvalid, match=r"mapping 0\.2 envelope carries a mapping 0\.1"):
+        validate_document(MessageType.DAILY_SUMMARY, legacy, fmt=current_format())
+
+
+@pytest.mark.parametrize("pban", ["2.1.0", "2.1.1"])
+def test_summaries_are_built_in_either_official_version(pki: Pki, pban: str) -> None:
+    fmt = confirmed(FormatChoices(document_version=pban))
+    message = read_message(_summary(pki, fmt=fmt))
+    assert message.header.version == pban
+    (document,) = message.documents
+    assert document.findtext("DLBTHop/TTChung/PBan") == pban
+    validate_summary_xml(document, signed=True)
+
+
+def test_the_summary_code_is_configured(pki: Pki, settings_env: pytest.MonkeyPatch) -> None:
+    settings_env.setenv("MOTCUA_TAX_SUMMARY_MESSAGE_TYPE", "402")
+    settings_env.setenv("MOTCUA_TAX_SUMMARY_RESULT_TYPE", "205")
+    message = read_message(_summary(pki))
+    assert message.header.message_type == "402"
+    assert message.header.known_type is MessageType.DAILY_SUMMARY
+    now = datetime.now(UTC)
+    result = build_result(
+        sender_code="TCT",
+        referenced=message.header,
+        request_type=MessageType.DAILY_SUMMARY,
+        tax_code=TAX_CODE,
+        accepted=True,
+        now=now,
+    )
+    assert read_message(message_bytes(result)).header.message_type == "205"
+    verdict = parse_answers(answers_bytes([result])).result_for(message.header.message_id)
+    assert verdict is not None and verdict.message_type is MessageType.DATA_CHECK_RESULT
 
 
 @pytest.mark.parametrize(
@@ -566,6 +696,7 @@ def test_acknowledgements_round_trip(pki: Pki) -> None:
     assert not verdict.accepted
     assert verdict.reasons == (Reason("rejected", "Sai số liệu"),)
     assert read_message(message_bytes(result)).header.message_type == "204"
+    assert read_message(message_bytes(ack)).header.message_type == "999"
 
     refused = build_technical_ack(
         sender_code="TCT",

@@ -18,12 +18,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from infra.clock import today
 from infra.ports import free_port, log_tail, stop_process, wait_for_port
 from lxml import etree
 
+from einvoice.official import FormatChoices
 from einvoice.tax_authority.client import HttpTaxAuthorityClient, Outcome
-from einvoice.tax_authority.errors import SandboxRefused, UnsafeMessage
+from einvoice.tax_authority.errors import MessageInvalid, SandboxRefused, UnsafeMessage
+from einvoice.tax_authority.formats import LEGACY, confirmed
 from einvoice.tax_authority.messages import (
+    MessageFormat,
     MessageType,
     ReasonCode,
     RegisteredCertificate,
@@ -155,10 +159,15 @@ def client(sandbox: Sandbox) -> Iterator[HttpTaxAuthorityClient]:
 _days = itertools.count()
 
 
+_FIRST_DAY = today() - timedelta(days=400)
+"""Days of the past year and a bit, from the suite's clock (moved with ``--clock`` before
+collection): any day will do, as long as each test has its own."""
+
+
 @pytest.fixture
 def day() -> date:
     """A day no other test uses: the sandbox enforces one first summary per agency and day."""
-    return date(2026, 1, 1) + timedelta(days=next(_days))
+    return _FIRST_DAY + timedelta(days=next(_days))
 
 
 def _summary(
@@ -169,6 +178,7 @@ def _summary(
     supplement_no: int | None = None,
     key: KeySource | None = None,
     amount: int = 8_000,
+    fmt: MessageFormat | None = None,
 ) -> bytes:
     return build_daily_summary(
         sender_code=SENDER,
@@ -182,6 +192,22 @@ def _summary(
             SummaryRow("EBL01", "26TAB", 10, day, "Lệ phí chứng thực", amount),
             SummaryRow("EBL01", "26TAB", 11, day, "Phí thẩm định", 20_000),
         ],
+        key=key or keys.org,
+        now=datetime.now(UTC),
+        allow_development_certificate=True,
+        fmt=fmt,
+    )
+
+
+def _registration(keys: Keys, key: KeySource | None = None) -> bytes:
+    return build_registration(
+        sender_code=SENDER,
+        receiver_code="TCT",
+        collector_name=COLLECTOR,
+        tax_code=TAX_CODE,
+        tax_authority_name="Chi cục Thuế khu vực I",
+        templates=["EBL01"],
+        certificates=[RegisteredCertificate.from_certificate((key or keys.org).certificate)],
         key=key or keys.org,
         now=datetime.now(UTC),
         allow_development_certificate=True,
@@ -247,25 +273,86 @@ def test_summary_order_is_enforced(client: HttpTaxAuthorityClient, keys: Keys, d
     assert ReasonCode.SUMMARY_SEQUENCE in _codes(second_first.reasons)
 
 
-def test_registration_is_accepted_with_its_own_result_type(
-    client: HttpTaxAuthorityClient, keys: Keys
+def test_registration_is_received_then_accepted_with_its_own_codes(
+    client: HttpTaxAuthorityClient, http: httpx.Client, keys: Keys
 ) -> None:
-    message = build_registration(
-        sender_code=SENDER,
-        receiver_code="TCT",
-        collector_name=COLLECTOR,
-        tax_code=TAX_CODE,
-        tax_authority_name="Chi cục Thuế khu vực I",
-        templates=["EBL01"],
-        certificates=[RegisteredCertificate.from_certificate(keys.org.certificate)],
-        key=keys.org,
-        now=datetime.now(UTC),
-        allow_development_certificate=True,
-    )
-    ack = client.send(message)
+    ack = client.send(_registration(keys))
     assert ack.outcome is Outcome.ACCEPTED, ack.reasons
     assert ack.result is not None
     assert ack.result.message_type is MessageType.REGISTRATION_RESULT
+    stored = etree.fromstring(http.get(f"/messages/{ack.message_id}").content)
+    assert [e.text for e in stored.iterfind("TDiep/TTChung/MLTDiep")] == ["999", "110", "111"]
+
+
+def test_a_registration_that_fails_is_not_received_and_gets_no_verdict(
+    client: HttpTaxAuthorityClient, http: httpx.Client, keys: Keys
+) -> None:
+    ack = client.send(_registration(keys, key=keys.foreign))
+    assert ack.outcome is Outcome.REJECTED
+    assert ack.result is not None and not ack.result.accepted
+    assert ack.result.message_type is MessageType.REGISTRATION_RECEIVED
+    assert ReasonCode.SIGNATURE_INVALID in _codes(ack.reasons)
+    stored = etree.fromstring(http.get(f"/messages/{ack.message_id}").content)
+    assert [e.text for e in stored.iterfind("TDiep/TTChung/MLTDiep")] == ["999", "110"]
+
+
+def test_a_0_1_summary_queued_before_the_upgrade_is_judged_and_answered_in_0_1(
+    client: HttpTaxAuthorityClient, http: httpx.Client, keys: Keys, day: date
+) -> None:
+    message = _summary(keys, day, fmt=LEGACY)
+    assert read_message(message).header.version == "0.1"
+    ack = client.send(message)
+    assert ack.outcome is Outcome.ACCEPTED, ack.reasons
+    assert ack.result is not None and ack.result.message_type is MessageType.DATA_CHECK_RESULT
+    stored = etree.fromstring(http.get(f"/messages/{ack.message_id}").content)
+    assert [e.text for e in stored.iterfind("TDiep/TTChung/PBan")] == ["0.1", "0.1"]
+    assert [e.text for e in stored.iterfind("TDiep/TTChung/MLTDiep")] == ["999", "204"]
+    # ... and it counts as the day's first summary: a 0.2 supplement follows it.
+    supplement = client.send(_summary(keys, day, first=False, supplement_no=1))
+    assert supplement.outcome is Outcome.ACCEPTED, supplement.reasons
+    assert [(m["message_type"], m["status"]) for m in _held(http, day)] == [
+        ("400", "accepted"),
+        ("400", "accepted"),
+    ]
+
+
+def test_a_summary_in_pban_2_1_1_is_answered_in_2_1_1(
+    client: HttpTaxAuthorityClient, http: httpx.Client, keys: Keys, day: date
+) -> None:
+    fmt = confirmed(FormatChoices(document_version="2.1.1"))
+    ack = client.send(_summary(keys, day, fmt=fmt))
+    assert ack.outcome is Outcome.ACCEPTED, ack.reasons
+    stored = etree.fromstring(http.get(f"/messages/{ack.message_id}").content)
+    assert {e.text for e in stored.iterfind("TDiep/TTChung/PBan")} == {"2.1.1"}
+
+
+def test_a_0_1_document_in_a_0_2_envelope_is_rejected(
+    client: HttpTaxAuthorityClient, keys: Keys, day: date
+) -> None:
+    legacy = _summary(keys, day, fmt=LEGACY)
+    mixed = legacy.replace(b"<PBan>0.1</PBan>", b"<PBan>2.1.0</PBan>", 1)  # the envelope's only
+    assert read_message(mixed).header.version == "2.1.0"
+    ack = client.send(mixed)
+    assert ack.outcome is Outcome.REJECTED
+    assert ReasonCode.DOCUMENT_INVALID in _codes(ack.reasons)
+    assert any("mapping 0.1 document" in reason.description for reason in ack.reasons)
+
+
+def test_a_summary_code_the_authority_does_not_use_is_not_received(
+    client: HttpTaxAuthorityClient, http: httpx.Client, keys: Keys, day: date
+) -> None:
+    """Both sides read the configured code (400 here, by default): the client will not send
+    another, and the sandbox does not take one in."""
+    fmt = confirmed(FormatChoices(summary_code="402", summary_result_code="205"))
+    message = _summary(keys, day, fmt=fmt)
+    assert read_message(message).header.message_type == "402"
+    with pytest.raises(MessageInvalid, match="402 is not a request we send"):
+        client.send(message)
+    response = http.post("/messages", content=message)
+    (ack,) = parse_answers(response.content).acks
+    assert not ack.received
+    assert _codes(ack.reasons) == {ReasonCode.UNKNOWN_TYPE}
+    assert _held(http, day) == []
 
 
 # ---------------------------------------------------------------------------- faults

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
+import einvoice_golden
 import pytest
+from cryptography import x509
 
 from einvoice.document import ReceiptDocument
 from einvoice.errors import FileTooLarge, UnsafeXml
@@ -96,3 +98,17 @@ def test_signed_pdf_is_checked_by_pades() -> None:
     assert b"ReportLab Generated" in signed
     tampered = signed.replace(b"ReportLab Generated", b"ReportLab Generatex", 1)
     assert not verify_document(tampered, "application/pdf").valid
+
+
+@pytest.mark.parametrize("mapping_", ["0.1", "0.2"])
+def test_signed_golden_receipts_of_both_mappings_verify(mapping_: str) -> None:
+    """A receipt signed in 0.1 before issue 17 verifies as it was signed, as does a 0.2 one."""
+    ca = x509.load_pem_x509_certificate(einvoice_golden.CA_PEM.read_bytes())
+    data = einvoice_golden.golden_bytes(f"receipt-{mapping_}-signed.xml")
+    result = verify_document(data, "application/xml", trusted_ca=ca)
+    assert result.valid and result.trusted_chain, result.problems
+    assert (result.template, result.series, result.number) == ("EBL01", "26TAB", 1234)
+    assert result.tax_code == result.signer_tax_code == einvoice_golden.TAX_CODE
+    assert result.issued_on == einvoice_golden.DAY and result.total == 8000
+    tampered = verify_document(data.replace("Tuyết".encode(), "Tuyến".encode(), 1))
+    assert not tampered.valid
