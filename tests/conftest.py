@@ -10,13 +10,13 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 import time_machine
 from infra import PostgresServer, RedisServer
-from infra.clock import Clock, moment, run_start, set_run_start
+from infra.clock import ZONE, Clock, moment, run_start, set_run_start
 
 os.environ.setdefault("MOTCUA_DATA_DIR", "/tmp/motcua-test-unused")
 os.environ["MOTCUA_TASK_EAGER"] = "true"
@@ -97,6 +97,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 _TRAVELLER = pytest.StashKey[time_machine.travel]()
 
+MIDNIGHT_GUARD = timedelta(minutes=5)
+
+
+def clear_of_midnight() -> datetime | None:
+    """On the real clock, a test never *starts* in the last five minutes of an agency-local day:
+    it is started 5 s after midnight instead (moved forward by at most five minutes, its
+    subprocesses too). Why: a test reads "today" more than once (pay, then close today), and
+    the real run must pass at any hour; the minutes before midnight are exercised on purpose by
+    the moved runs (each test starts at 23:50 there) and by tests/api/test_new_year.py."""
+    local_now = datetime.now(ZONE)
+    next_midnight = datetime.combine(local_now.date() + timedelta(days=1), time(0), tzinfo=ZONE)
+    if next_midnight - local_now > MIDNIGHT_GUARD:
+        return None
+    return (next_midnight + timedelta(seconds=5)).astimezone(UTC)
+
 CALENDAR = (
     "api/test_new_year.py",  # the rollover itself
     "api/test_fee_flow.py",  # orders, transfer, receipt
@@ -128,6 +143,8 @@ def _moved_clock(request: pytest.FixtureRequest) -> Iterator[None]:
     """In a moved run, every test starts at the same moment (then time flows), so a test at
     23:50 gets its ten minutes before midnight whatever ran before it."""
     start: datetime | None = getattr(request, "param", None) or run_start()
+    if start is None:
+        start = clear_of_midnight()
     if start is None:
         yield
         return
