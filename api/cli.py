@@ -197,7 +197,17 @@ app.add_typer(bank_app, name="bank")
 def bank_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     agency: Annotated[str, typer.Option(help="Agency code")],
-    file_format: Annotated[str, typer.Option("--format", help="camt053, mt940 or csv")],
+    file_format: Annotated[
+        str, typer.Option("--format", help="camt053, mt940, csv or xlsx")
+    ],
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="column-mapping profile for csv/xlsx (see payments.statement_profiles); "
+            "without one the header row and columns are found automatically",
+        ),
+    ] = None,
 ) -> None:
     """Import a bank statement (idempotent: importing the same file again adds nothing)."""
     from payments.agencies import agency_by_code
@@ -209,7 +219,11 @@ def bank_import(
     settings_or_fail()
     with session_scope() as session:
         report = import_statement(
-            session, agency_by_code(session, agency), file.read_bytes(), file_format
+            session,
+            agency_by_code(session, agency),
+            file.read_bytes(),
+            file_format,
+            profile=profile,
         )
     if report.already_imported:
         typer.echo("this statement was imported before: nothing added")
@@ -220,6 +234,20 @@ def bank_import(
         f"{report.lines} lines in {report.statements} statement(s): {report.new_events} new, "
         f"{report.credits_matched} paid an order, {report.exceptions} to the exceptions queue"
     )
+    typer.echo(
+        f"lines read: {report.lines}; credits new: {report.credits_new}, already known: "
+        f"{report.credits_known}; matched: {report.credits_matched}; to the exceptions queue: "
+        f"{report.exceptions}; debits ignored: {report.debits_ignored}; "
+        f"warnings: {len(report.warnings)}"
+    )
+    if report.columns:
+        typer.echo("columns used: " + "; ".join(report.columns))
+    for check in report.balance_checks:
+        typer.echo(f"balance check: {check}")
+    if not report.balance_checks:
+        typer.echo("balance check: the file states no opening and closing balance")
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}")
 
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="Sandboxes for parties that cannot run here")

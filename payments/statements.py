@@ -24,6 +24,7 @@ bank references identify lines.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import re
@@ -31,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import mt940
 from lxml import etree
@@ -45,6 +46,7 @@ __all__ = [
     "STATEMENT_FORMATS",
     "Statement",
     "StatementLine",
+    "line_fingerprint",
     "parse_camt053",
     "parse_csv",
     "parse_mt940",
@@ -100,6 +102,10 @@ class Statement:
     statement_id: str | None = None
     opening_balance: int | None = None
     closing_balance: int | None = None
+    #: What the parser had to do that staff should know: a fingerprint used for a line without
+    #: any bank reference, a line skipped as unreadable (only when the file states no balances
+    #: that would prove it mattered). Shown in the import result.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def balances_consistent(self) -> bool | None:
@@ -115,6 +121,12 @@ class Statement:
 
 def _malformed(detail: str, **extra: object) -> InvalidInput:
     return InvalidInput(detail, code="statement_malformed", extra=dict(extra) or None)
+
+
+def _untrustworthy(detail: str) -> InvalidInput:
+    """A problem that makes the whole file untrustworthy (its stated totals disagree): never
+    skipped as one bad line."""
+    return InvalidInput(detail, code="statement_malformed", extra={"whole_file": True})
 
 
 def _currency_error(detail: str) -> InvalidInput:
@@ -303,16 +315,57 @@ def _ustrd(tx: etree._Element | None) -> str:
     return " ".join(part for part in parts if part)
 
 
+#: Values banks put in a reference field that mean "there is none".
+_PLACEHOLDER_REFS = frozenset({"NOTPROVIDED", "NONREF", "NONE", "NULL", "N/A", "NA", "-", "0"})
+#: A reference shorter than this is a position within the file (NtryRef "1", "2", ...), not a
+#: key that tells one day's transfer from another's; used as a dedup key it would silently
+#: swallow tomorrow's entry 1 as a duplicate of today's.
+_MIN_REFERENCE_LENGTH = 6
+
+
+def _usable_reference(value: str | None, *, fallback: bool = False) -> str | None:
+    """``value`` if it can identify a transfer. ``AcctSvcrRef``/``EndToEndId`` are taken as
+    before issue 18 (any non-placeholder text, so references already journaled stay the
+    same); the newer ``fallback`` fields (``NtryRef``, ``TxId``) must also be long enough not
+    to be a mere position in the file."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.upper() in _PLACEHOLDER_REFS or len(value) > 128:
+        return None
+    if fallback and len(value) < _MIN_REFERENCE_LENGTH:
+        return None
+    return value
+
+
 def _tx_reference(tx: etree._Element | None) -> str | None:
+    """The transaction's own reference: ``AcctSvcrRef``, else a non-placeholder ``EndToEndId``
+    (the order kept from before issue 18, so references already journaled stay the same), else
+    ``TxId``."""
     if tx is None:
         return None
-    reference = _text(tx, "Refs/AcctSvcrRef")
-    if reference:
-        return reference
-    end_to_end = _text(tx, "Refs/EndToEndId")
-    if end_to_end and end_to_end.upper() != "NOTPROVIDED":
-        return end_to_end
-    return None
+    return (
+        _usable_reference(_text(tx, "Refs/AcctSvcrRef"))
+        or _usable_reference(_text(tx, "Refs/EndToEndId"))
+        or _usable_reference(_text(tx, "Refs/TxId"), fallback=True)
+    )
+
+
+def line_fingerprint(
+    account: str, booked: date, amount: int, incoming: bool, memo: str, occurrence: int
+) -> str:
+    """A stable stand-in reference for a line the bank gave no reference: the same line of the
+    same file gives the same key on every import, so re-importing adds nothing.
+
+    ``occurrence`` counts earlier lines of the file with the same account, day, amount,
+    direction and memo (two identical transfers the same day stay two), rather than the line's
+    position in the file, so an overlapping statement that adds other lines before it still
+    gives the same key.
+    """
+    text = "\x1f".join(
+        (account, booked.isoformat(), str(amount), "C" if incoming else "D", memo, str(occurrence))
+    )
+    return "fp-" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _status(entry: etree._Element) -> str | None:
@@ -359,9 +412,14 @@ def _camt_entry_lines(
 
     if len(txs) <= 1:
         tx = txs[0] if txs else None
-        reference = entry_ref or _tx_reference(tx)
-        if not reference:
-            raise _malformed(f"{where}: no bank reference (AcctSvcrRef or EndToEndId)")
+        reference = (
+            _usable_reference(entry_ref)
+            or _usable_reference(_text(tx, "Refs/AcctSvcrRef"))
+            or _usable_reference(_text(tx, "Refs/EndToEndId"))
+            or _usable_reference(_text(entry, "NtryRef"), fallback=True)
+            or _usable_reference(_text(tx, "Refs/TxId"), fallback=True)
+            or ""  # none at all: parse_camt053 gives the line a fingerprint and a warning
+        )
         memo = _ustrd(tx) or _text(entry, "AddtlNtryInf") or _text(tx, "AddtlTxInf") or ""
         raw = base_raw | {
             "end_to_end_id": _text(tx, "Refs/EndToEndId"),
@@ -387,9 +445,7 @@ def _camt_entry_lines(
         tx_incoming = (
             _camt_direction(tx, tx_where) if _find(tx, "CdtDbtInd") is not None else incoming
         )
-        reference = _tx_reference(tx)
-        if not reference:
-            raise _malformed(f"{tx_where}: no bank reference of its own in a batch entry")
+        reference = _tx_reference(tx) or ""  # fingerprinted by parse_camt053 when empty
         net += tx_amount if tx_incoming == incoming else -tx_amount
         raw = base_raw | {
             "transaction": position,
@@ -403,7 +459,7 @@ def _camt_entry_lines(
             StatementLine(reference, booked, value_date, tx_amount, tx_incoming, memo, raw)
         )
     if net != amount:
-        raise _malformed(f"{where}: its transactions add up to {net}, the entry says {amount}")
+        raise _untrustworthy(f"{where}: its transactions add up to {net}, the entry says {amount}")
     return lines
 
 
@@ -462,6 +518,7 @@ def parse_camt053(data: bytes, zone: tzinfo) -> list[Statement]:
             raise _currency_error(f"{where}: account currency is {account_currency}")
 
         lines: list[StatementLine] = []
+        skipped: list[str] = []
         for index, entry in enumerate(_kids(stmt, "Ntry"), start=1):
             reference = _text(entry, "AcctSvcrRef")
             entry_ref = _text(entry, "NtryRef")
@@ -471,7 +528,24 @@ def parse_camt053(data: bytes, zone: tzinfo) -> list[Statement]:
             status = _status(entry)
             if status is not None and status.upper() != "BOOK":
                 continue
-            lines.extend(_camt_entry_lines(entry, entry_where, statement_id, index, zone))
+            try:
+                lines.extend(_camt_entry_lines(entry, entry_where, statement_id, index, zone))
+            except InvalidInput as exc:
+                # One unreadable entry does not sink the file (issue 18)... unless it is about
+                # money in another currency or totals that disagree: then nothing is trusted.
+                if exc.code != "statement_malformed" or exc.extra.get("whole_file"):
+                    raise
+                skipped.append(exc.detail)
+        lines, warnings = _fingerprint_missing(account, lines)
+        opening_stated = _camt_balance(stmt, ("OPBD", "PRCD"), where)
+        closing_stated = _camt_balance(stmt, ("CLBD",), where)
+        if skipped:
+            if opening_stated is not None and closing_stated is not None:
+                raise _untrustworthy(
+                    "; ".join(skipped) + f" — {where} states opening and closing balances, so "
+                    "the file cannot be imported without this entry"
+                )
+            warnings = [f"skipped: {detail}" for detail in skipped] + warnings
 
         # OPBD is today's opening balance; PRCD (the previous closing) has the same amount but
         # yesterday's date, so it only dates the statement when nothing else does.
@@ -505,9 +579,37 @@ def parse_camt053(data: bytes, zone: tzinfo) -> list[Statement]:
                 statement_id=statement_id,
                 opening_balance=opening[0] if opening else None,
                 closing_balance=closing[0] if closing else None,
+                warnings=tuple(warnings),
             )
         )
     return statements
+
+
+def _fingerprint_missing(
+    account: str, lines: list[StatementLine]
+) -> tuple[list[StatementLine], list[str]]:
+    """Gives every line without a bank reference its :func:`line_fingerprint`, with a warning
+    naming it (such a line is never matched to a webhook that reported the same transfer)."""
+    seen: dict[tuple[date, int, bool, str], int] = {}
+    result: list[StatementLine] = []
+    warnings: list[str] = []
+    for line in lines:
+        key = (line.booked_at.date(), line.amount, line.incoming, line.memo)
+        occurrence = seen.get(key, 0)
+        seen[key] = occurrence + 1
+        if line.bank_reference:
+            result.append(line)
+            continue
+        reference = line_fingerprint(account, *key, occurrence)
+        where = f"entry {line.raw.get('entry')}" + (
+            f", transaction {line.raw['transaction']}" if "transaction" in line.raw else ""
+        )
+        warnings.append(
+            f"{where}: no bank reference (AcctSvcrRef, EndToEndId, NtryRef, TxId); "
+            f"identified by fingerprint {reference}"
+        )
+        result.append(dataclasses.replace(line, bank_reference=reference))
+    return result, warnings
 
 
 # --- MT940 ----------------------------------------------------------------------------------
@@ -520,6 +622,55 @@ _MT940_OPTIONS = mt940.Options(
     merge_keeps_values=True,
 )
 _STATEMENT_START = re.compile(r"(?m)^:20:")
+
+
+class _StatementNumber(mt940.tags.StatementNumber):
+    """``:28C:`` read as free text (the slug stays ``statement_number``).
+
+    SWIFT says ``5n[/5n]``, but banks write ``:28C:STMT325/001``, an eleven-digit date-based
+    number or ``00001/00001/1``: the library refuses the whole file for a field we never use to
+    decide anything (issue 18). Any 1-35 characters are kept as they are, for the raw record.
+    """
+
+    pattern: ClassVar[str] = r"""^
+    (?P<statement_number>[^/\n]{1,35}?)
+    (?:/(?P<sequence_number>[^\n]{0,35}))?
+    $"""
+
+
+_MT940_TAGS: dict[int | str, mt940.tags.Tag] = {28: _StatementNumber()}
+
+# SWIFT FIN envelope around a message: {1:basic}{2:application}{3:{user}} then the text block
+# {4: ... -} and the trailer {5:{CHK:...}}. Only block 4 is the statement. The header is cut
+# from the start of its line and the trailer replaced by MT940's own "-" terminator, so line
+# numbers in error messages still point into the file as uploaded.
+_SWIFT_HEADER = re.compile(
+    r"(?m)^[ \t]*\{1:[^{}\n]*\}(?:\{2:[^{}\n]*\})?(?:\{3:(?:\{[^{}\n]*\})*\})?\{4:[ \t]*"
+)
+_SWIFT_TRAILER = re.compile(r"(?m)-\}(?:\{[0-9A-Z]{1,3}:(?:\{[^{}\n]*\}|[^{}\n])*\})*[ \t]*$")
+_SWIFT_BLOCK4_ONLY = re.compile(r"(?m)^[ \t]*\{4:[ \t]*")
+
+
+def _unwrap_swift(text: str) -> str:
+    """The MT940 text with any SWIFT FIN block wrappers ``{1:}{2:}{3:}{4:`` ... ``-}{5:}``
+    removed; a file without them is returned unchanged.
+
+    Left in, the trailer ``-}`` would be read as part of the last ``:86:`` memo, and a header
+    on the same line as ``:20:`` hides the statement start. A header without its ``-}`` (or the
+    other way round) is a truncated or mangled file and is refused.
+    """
+    headers = len(_SWIFT_HEADER.findall(text)) or len(_SWIFT_BLOCK4_ONLY.findall(text))
+    trailers = len(_SWIFT_TRAILER.findall(text))
+    if not headers and not trailers:
+        return text
+    if headers != trailers:
+        raise _malformed(
+            f"MT940: {headers} SWIFT message header(s) {{1:..}}{{4: but {trailers} "
+            "end(s) -} (truncated or mangled file?)"
+        )
+    text = _SWIFT_HEADER.sub("", text)
+    text = _SWIFT_BLOCK4_ONLY.sub("", text)
+    return _SWIFT_TRAILER.sub("-", text)
 
 
 def _mt940_line_of(text: str, needle: str) -> int | None:
@@ -570,7 +721,7 @@ def parse_mt940(data: bytes, zone: tzinfo) -> list[Statement]:
     * A statement without ``:25:``, ``:60F:`` or ``:62F:`` is refused: that is how a truncated
       file shows.
     """
-    text = _decode(data, "MT940").replace("\r\n", "\n").replace("\r", "\n")
+    text = _unwrap_swift(_decode(data, "MT940").replace("\r\n", "\n").replace("\r", "\n"))
     if not _STATEMENT_START.search(text):
         raise _malformed("no MT940 statement found (no line starting with :20:)")
     for number, raw_line in enumerate(text.split("\n"), start=1):
@@ -583,7 +734,7 @@ def parse_mt940(data: bytes, zone: tzinfo) -> list[Statement]:
     try:
         # A file object, never the text itself: mt940 reads a str that happens to name an
         # existing path *as that file*, which an uploaded statement must not be able to do.
-        blocks = mt940.parse_statements(io.StringIO(text), options=_MT940_OPTIONS)
+        blocks = mt940.parse_statements(io.StringIO(text), tags=_MT940_TAGS, options=_MT940_OPTIONS)
     except Exception as exc:  # an untrusted file can make the library fail in many ways
         detail = str(exc.args[0]) if exc.args else type(exc).__name__
         bad = exc.args[2] if len(exc.args) > 2 and isinstance(exc.args[2], str) else ""
@@ -604,11 +755,15 @@ def parse_mt940(data: bytes, zone: tzinfo) -> list[Statement]:
         opening_raw = info.get("final_opening_balance") or info.get("intermediate_opening_balance")
         closing_raw = info.get("final_closing_balance") or info.get("intermediate_closing_balance")
         if opening_raw is None:
-            raise _malformed(f"{where}: no :60F: opening balance")
+            raise _malformed(f"{where}: no :60F: (or :60M:) opening balance")
         if closing_raw is None:
-            raise _malformed(f"{where}: no :62F: closing balance (truncated file?)")
-        opening = _mt940_balance(opening_raw, where, ":60F:")
-        closing = _mt940_balance(closing_raw, where, ":62F:")
+            raise _malformed(f"{where}: no :62F: (or :62M:) closing balance (truncated file?)")
+        # :60M:/:62M: are the intermediate balances of a statement split over several
+        # messages (page 1 ends :62M:, page 2 opens :60M:): each page balances on its own.
+        opening_tag = ":60F:" if info.get("final_opening_balance") else ":60M:"
+        closing_tag = ":62F:" if info.get("final_closing_balance") else ":62M:"
+        opening = _mt940_balance(opening_raw, where, opening_tag)
+        closing = _mt940_balance(closing_raw, where, closing_tag)
 
         lines: list[StatementLine] = []
         for index, transaction in enumerate(block, start=1):

@@ -48,12 +48,25 @@ def _receive(
     return event_id, created
 
 
+def sepay_key(authorization: str | None) -> str | None:
+    """The key in SePay's ``Authorization`` header, or ``None`` for any other shape.
+
+    SePay's dashboard documents ``Apikey <key>``; its own client library's example sends
+    ``Bearer Apikey <key>`` (issue 18). Both are accepted, and nothing else: no bare key, no
+    ``Bearer <key>`` without ``Apikey``, no doubled or trailing words. A key never contains
+    whitespace (``token_urlsafe``), so a header with more words than these is refused.
+    """
+    words = (authorization or "").split()
+    if len(words) == 3 and words[0].lower() == "bearer" and words[1].lower() == "apikey":
+        return words[2]
+    if len(words) == 2 and words[0].lower() == "apikey":
+        return words[1]
+    return None
+
+
 def _sepay_agency(engine: Engine, authorization: str | None) -> str:
-    scheme, _, key = (authorization or "").partition(" ")
     with unit_of_work(engine) as session:
-        cred = authenticate_bank_feed(
-            session, "sepay", key.strip() if scheme.lower() == "apikey" else None
-        )
+        cred = authenticate_bank_feed(session, "sepay", sepay_key(authorization))
         return cred.agency_id
 
 
@@ -76,7 +89,9 @@ async def _sepay_agency_cached(engine: Engine, authorization: str | None) -> str
     return agency_id
 
 
-@router.post("/sepay", summary="SePay webhook (Authorization: Apikey <key>)")
+@router.post(
+    "/sepay", summary="SePay webhook (Authorization: Apikey <key>, or Bearer Apikey <key>)"
+)
 async def sepay(
     request: Request,
     engine: EngineDep,

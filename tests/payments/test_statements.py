@@ -308,8 +308,15 @@ def test_camt053_reference_fallbacks_and_entry_without_any_reference() -> None:
     data = no_svcr.replace(
         b"<EndToEndId>IBFT2611200902471187</EndToEndId>", b"<EndToEndId>NOTPROVIDED</EndToEndId>"
     )
-    detail = malformed(parse_camt053, data, ZONE)
-    assert "entry 2" in detail and "no bank reference" in detail
+    # Issue 18 changed this from a refusal of the whole file: the entry keeps its place with a
+    # stable fingerprint, and the warning names it (test_camt_references.py goes further).
+    statement = only(parse_camt053(data, ZONE))
+    assert statement.lines[1].bank_reference.startswith("fp-")
+    assert (
+        statement.lines[1].bank_reference == only(parse_camt053(data, ZONE)).lines[1].bank_reference
+    )
+    (warning,) = statement.warnings
+    assert "entry 2" in warning and "no bank reference" in warning
 
 
 # --- hostile camt.053 ---------------------------------------------------------------------
