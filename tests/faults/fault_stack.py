@@ -621,9 +621,16 @@ class Stack:
         ):
             events += int(m.group(1))
             orders += int(m.group(2))
+        polled_events = polled_orders = 0
+        for m in re.finditer(r"journal poller processed events=(\d+) orders=(\d+)", text_):
+            polled_events += int(m.group(1))
+            polled_orders += int(m.group(2))
         failed = len(re.findall(r"Task [\w.]+\[[^\]]*\] raised unexpected", text_))
         lost = text_.count("WorkerLostError")
-        return f"sweep re-dispatched events={events} orders={orders}; failed tasks={failed} lost={lost}"
+        return (
+            f"sweep re-dispatched events={events} orders={orders}; journal poller processed "
+            f"events={polled_events} orders={polled_orders}; failed tasks={failed} lost={lost}"
+        )
 
     def issuing_in_flight(self) -> bool:
         """True when a worker session is inside a transaction that touched receipts."""
