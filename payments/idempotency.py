@@ -38,18 +38,31 @@ def body_hash(body: bytes) -> str:
 def find(
     session: Session, client_id: str, scope: str, key: str, digest: str
 ) -> tuple[int, dict[str, Any]] | None:
-    record = session.scalar(
+    """The remembered answer; the same key with another body is a conflict (409)."""
+    record = _record(session, client_id, scope, key)
+    if record is None:
+        return None
+    if record.body_hash != digest:
+        raise IdempotencyConflict(f"Idempotency-Key {key!r} was first used with another body")
+    return record.status_code, record.response
+
+
+def find_any(
+    session: Session, client_id: str, scope: str, key: str
+) -> tuple[int, dict[str, Any]] | None:
+    """The remembered answer whatever the body (a form token names one submission)."""
+    record = _record(session, client_id, scope, key)
+    return (record.status_code, record.response) if record is not None else None
+
+
+def _record(session: Session, client_id: str, scope: str, key: str) -> IdempotencyRecord | None:
+    return session.scalar(
         select(IdempotencyRecord).where(
             IdempotencyRecord.client_id == client_id,
             IdempotencyRecord.scope == scope,
             IdempotencyRecord.key == key,
         )
     )
-    if record is None:
-        return None
-    if record.body_hash != digest:
-        raise IdempotencyConflict(f"Idempotency-Key {key!r} was first used with another body")
-    return record.status_code, record.response
 
 
 def remember(

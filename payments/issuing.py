@@ -11,27 +11,19 @@ import logging
 from sqlalchemy.orm import Session
 
 from einvoice.delivery import enqueue_email
-from einvoice.document import Collector, FeeKind, Payer, ReceiptLine, ReceiptRequest
+from einvoice.document import FeeKind, Payer, ReceiptLine, ReceiptRequest
 from einvoice.issuing import issue_receipt
 from einvoice.models import Receipt
-from payments.errors import PaymentsError
 from payments.models import PaymentOrder
 from payments.notify import notify_receipt
 from payments.orders import get_order
+from payments.signer import NoSigningKey, collector_of, signer_of
 from payments.states import OrderStatus
 from settings.config import Settings
-from signing.keys import load_key_source
 
 __all__ = ["NoSigningKey", "issue_for_order", "receipt_request_for"]
 
 log = logging.getLogger(__name__)
-
-
-class NoSigningKey(PaymentsError):
-    code = "no_signing_key"
-    status = 503
-    title_vi = "Đơn vị thu chưa có chứng thư số để ký biên lai"
-    title_en = "The agency has no signing certificate configured"
 
 
 def receipt_request_for(order: PaymentOrder) -> ReceiptRequest:
@@ -40,12 +32,7 @@ def receipt_request_for(order: PaymentOrder) -> ReceiptRequest:
     return ReceiptRequest(
         agency_id=agency.id,
         source_key=f"order:{order.id}",
-        collector=Collector(
-            name=agency.name,
-            tax_code=agency.tax_code,
-            address=agency.address,
-            time_zone=agency.time_zone,
-        ),
+        collector=collector_of(agency),
         template=agency.receipt_template,
         series=agency.receipt_series,
         payer=Payer(
@@ -89,15 +76,13 @@ def issue_for_order(session: Session, order_id: str, settings: Settings) -> Rece
         receipt = session.get(Receipt, order.receipt_id)
         if receipt is not None:
             return receipt
-    if not order.agency.signing_key_ref:
-        raise NoSigningKey(f"agency {order.agency.code} has no signing key; run keys dev-init")
-    key = load_key_source(order.agency.signing_key_ref)
+    signer = signer_of(order.agency, settings)
     receipt = issue_receipt(
         session,
         receipt_request_for(order),
-        key,
-        verify_url_base=settings.public_base_url,
-        allow_development_certificate=settings.dev_certificates_allowed,
+        signer.key,
+        verify_url_base=signer.verify_url_base,
+        allow_development_certificate=signer.allow_development_certificate,
     )
     order.receipt_id = receipt.id
     order.receipt_error = None

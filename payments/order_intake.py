@@ -15,9 +15,10 @@ opens, so this path does the same work with plain SQL on an async connection:
 * the idempotency record, the order and its lines are inserted by one statement (data-modifying
   CTEs chained so the order exists only if the idempotency key was free), so the effect and the
   remembered answer commit together, exactly as the ORM path guarantees;
-* validation, pricing (:func:`payments.catalog.line_amount`), references, the VietQR payload and
-  the JSON answer (:func:`payments.presenters.order_json`) are the same functions the ORM path
-  uses, and the API tests run both paths (SQLite takes the ORM path).
+* validation, pricing, the VietQR payload and the JSON answer are not written here: the order
+  is :func:`payments.order_draft.draft_order`'s draft, the same one the ORM path writes, and
+  :func:`payments.presenters.order_json` presents it; the API tests run both paths (SQLite
+  takes the ORM path).
 
 Orders with nothing to collect (every line exempt) are rare and need a receipt straight away;
 they take the ORM path (``None`` from :meth:`OrderIntake.create`).
@@ -42,8 +43,6 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
 import payments.reference as transfer_reference
-from payments import vietqr
-from payments.catalog import line_amount, validate_quantity
 from payments.errors import (
     AmountTooLarge,
     IdempotencyConflict,
@@ -51,9 +50,17 @@ from payments.errors import (
     UnknownFee,
     UnknownProcedure,
 )
-from payments.models import new_id
+from payments.order_draft import (
+    AgencyTerms,
+    FeeRequest,
+    FeeSpec,
+    OrderDraft,
+    OrderRequest,
+    ProcedureSpec,
+    check_fee_requests,
+    draft_order,
+)
 from payments.presenters import order_json
-from payments.states import OrderStatus
 
 __all__ = ["AgencySnapshot", "IntakeResult", "OrderIntake", "libpq_conninfo"]
 
@@ -68,81 +75,16 @@ per transaction): the statement costs PostgreSQL ~170 µs however few orders it 
 (~250 µs of database CPU per order) against ~5 with one (~150 µs), at no cost in p99."""
 
 
-@dataclass(frozen=True)
-class AgencySnapshot:
-    """The agency fields an order needs; taken from the cached API client."""
-
-    id: str
-    code: str
-    name: str
-    bank_bin: str
-    bank_account: str
-    bank_account_name: str
-    time_zone: str
-
-
-@dataclass(frozen=True)
-class _Fee:
-    id: str
-    code: str
-    kind: str
-    name: str
-    amount: int
-    unit: str | None
-    max_amount: int | None
-    retention_percent: int
-    legal_basis: str
+AgencySnapshot = AgencyTerms
+"""The agency fields an order needs; taken from the cached API client."""
 
 
 @dataclass(frozen=True)
 class _Procedure:
-    id: str
-    code: str
-    name: str
-    fees: dict[str, _Fee]
+    """A procedure and its fee items in force on one day, as cached in process."""
 
-
-@dataclass
-class _Line:
-    """One order line, shaped like :class:`payments.models.OrderLine` for ``order_json``."""
-
-    id: str
-    position: int
-    fee_item_id: str
-    fee_code: str
-    fee_name: str
-    kind: str
-    unit: str | None
-    quantity: int
-    unit_price: int
-    amount: int
-    retention_percent: int
-    legal_basis: str
-    exemption_category: str | None
-    exemption_legal_basis: str | None
-
-
-@dataclass
-class _Order:
-    """Shaped like :class:`payments.models.PaymentOrder` for ``order_json``."""
-
-    id: str
-    reference: str
-    status: str
-    amount: int
-    dossier_code: str
-    procedure_code: str
-    procedure_name: str
-    agency: AgencySnapshot
-    payer: dict[str, Any]
-    created_at: datetime
-    expires_at: datetime
-    paid_at: datetime | None
-    payment_method: str | None
-    lines: list[_Line]
-    vietqr_payload: str
-    callback_url: str | None
-    receipt_error: str | None
+    spec: ProcedureSpec
+    fees: dict[str, FeeSpec]
 
 
 @dataclass(frozen=True)
@@ -296,8 +238,13 @@ class OrderIntake:
             cur = conn.cursor(row_factory=tuple_row)
             await cur.execute(
                 _JOURNAL,
-                {"agency_id": agency_id, "source": source, "dedup": dedup_key, "raw": raw,
-                 "now": now},
+                {
+                    "agency_id": agency_id,
+                    "source": source,
+                    "dedup": dedup_key,
+                    "raw": raw,
+                    "now": now,
+                },
             )
             row = await cur.fetchone()
         assert row is not None
@@ -320,19 +267,17 @@ class OrderIntake:
             return self._cache[key]
         async with self._connection() as conn:
             cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(
-                _LOAD_PROCEDURE, {"day": day, "agency_id": agency_id, "code": code}
-            )
+            await cur.execute(_LOAD_PROCEDURE, {"day": day, "agency_id": agency_id, "code": code})
             rows = await cur.fetchall()
         found: _Procedure | None = None
         if rows:
             pid, pcode, pname = rows[0][0], rows[0][1], rows[0][2]
             fees = {
-                r[4]: _Fee(r[3], r[4], r[5], r[6], int(r[7]), r[8], r[9], int(r[10]), r[11])
+                r[4]: FeeSpec(r[3], r[4], r[5], r[6], int(r[7]), r[8], r[9], int(r[10]), r[11])
                 for r in rows
                 if r[3] is not None
             }
-            found = _Procedure(pid, pcode, pname, fees)
+            found = _Procedure(ProcedureSpec(pid, pcode, pname), fees)
         if found is not None:  # an unknown procedure may be imported any moment: never cached
             self._cache[key] = found
             if len(self._cache) > CACHE_SIZE:
@@ -363,8 +308,20 @@ class OrderIntake:
         """The answer to give, or ``None`` when the ORM path must handle this order."""
         try:
             return await self._create(
-                agency, client_id, scope, key, digest, dossier_code, procedure_code,
-                payer, fees, callback_url, ttl, max_amount, base_url, now,
+                agency,
+                client_id,
+                scope,
+                key,
+                digest,
+                dossier_code,
+                procedure_code,
+                payer,
+                fees,
+                callback_url,
+                ttl,
+                max_amount,
+                base_url,
+                now,
             )
         except (InvalidInput, UnknownFee, UnknownProcedure, AmountTooLarge):
             # A retry of a request that once succeeded gets its original answer even if the
@@ -391,11 +348,14 @@ class OrderIntake:
         base_url: str,
         now: datetime,
     ) -> IntakeResult | None:
-        if not fees:
-            raise InvalidInput("at least one fee line is required")
-        codes = [code for code, _, _ in fees]
-        if len(set(codes)) != len(codes):
-            raise InvalidInput("each fee_code may appear once per order; use quantity")
+        request = OrderRequest(
+            dossier_code=dossier_code,
+            procedure_code=procedure_code,
+            payer=payer,
+            fees=tuple(FeeRequest(fee_code=c, quantity=q, exemption=e) for c, q, e in fees),
+            callback_url=callback_url,
+        )
+        check_fee_requests(request.fees)
         day = now.astimezone(ZoneInfo(agency.time_zone)).date()
         for _attempt in range(MAX_STALE_RETRIES):
             cached = (agency.id, procedure_code, day) in self._cache
@@ -405,23 +365,28 @@ class OrderIntake:
                     f"procedure {procedure_code!r} is not in this agency's catalogue"
                 )
             try:
-                order = _price(proc, agency, dossier_code, payer, fees, callback_url, now, ttl)
+                order = draft_order(
+                    agency,
+                    proc.spec,
+                    proc.fees.get,
+                    request,
+                    reference=transfer_reference.generate(),
+                    now=now,
+                    ttl=ttl,
+                    max_amount=max_amount,
+                )
             except UnknownFee:
                 if not cached:
                     raise
                 # A fee item published since the entry was cached: ask the database again.
                 self._forget(agency.id, procedure_code, day)
                 continue
-            if order.amount > max_amount:
-                raise AmountTooLarge(
-                    f"order total {order.amount} VND exceeds the maximum {max_amount} VND"
-                )
-            if order.amount == 0:
+            if order.nothing_to_collect:
                 return None
             body_json = dump_json(order_json(order, None, base_url))
             item = _Pending(
                 order=order,
-                proc_id=proc.id,
+                proc_id=proc.spec.id,
                 client_id=client_id,
                 scope=scope,
                 key=key,
@@ -512,16 +477,14 @@ class OrderIntake:
             elif not item.future.done():
                 item.future.set_result((fresh, inserted))
 
-    async def _find(
-        self, client_id: str, scope: str, key: str, digest: str
-    ) -> IntakeResult | None:
+    async def _find(self, client_id: str, scope: str, key: str, digest: str) -> IntakeResult | None:
         async with self._connection() as conn:
             return await _find(conn, client_id, scope, key, digest)
 
 
 @dataclass
 class _Pending:
-    order: _Order
+    order: OrderDraft
     proc_id: str
     client_id: str
     scope: str
@@ -561,73 +524,6 @@ async def _find(
     if row[0] != digest:
         raise IdempotencyConflict(f"Idempotency-Key {key!r} was first used with another body")
     return IntakeResult(int(row[1]), row[2], replayed=True)
-
-
-def _price(
-    proc: _Procedure,
-    agency: AgencySnapshot,
-    dossier_code: str,
-    payer: dict[str, Any],
-    fees: list[tuple[str, int, tuple[str, str] | None]],
-    callback_url: str | None,
-    now: datetime,
-    ttl: timedelta,
-) -> _Order:
-    lines: list[_Line] = []
-    for position, (code, quantity, exemption) in enumerate(fees, start=1):
-        item = proc.fees.get(code)
-        if item is None:
-            raise UnknownFee(
-                f"fee {code!r} is not published for procedure {proc.code} on "
-                f"{now.astimezone(ZoneInfo(agency.time_zone)).date()}"
-            )
-        validate_quantity(code, quantity)
-        lines.append(
-            _Line(
-                id=new_id(),
-                position=position,
-                fee_item_id=item.id,
-                fee_code=item.code,
-                fee_name=item.name,
-                kind=item.kind,
-                unit=item.unit,
-                quantity=quantity,
-                unit_price=item.amount,
-                amount=line_amount(item.amount, quantity, item.max_amount, exemption),
-                retention_percent=item.retention_percent,
-                legal_basis=item.legal_basis,
-                exemption_category=exemption[0] if exemption else None,
-                exemption_legal_basis=exemption[1] if exemption else None,
-            )
-        )
-    total = sum(line.amount for line in lines)
-    reference = transfer_reference.generate()
-    return _Order(
-        id=new_id(),
-        reference=reference,
-        status=OrderStatus.PENDING.value,
-        amount=total,
-        dossier_code=dossier_code,
-        procedure_code=proc.code,
-        procedure_name=proc.name,
-        agency=agency,
-        payer=payer,
-        created_at=now,
-        expires_at=now + ttl,
-        paid_at=None,
-        payment_method=None,
-        lines=lines,
-        vietqr_payload=(
-            vietqr.build_payload(
-                bank_bin=agency.bank_bin, account=agency.bank_account, amount=total,
-                purpose=reference,
-            )
-            if total > 0
-            else ""
-        ),
-        callback_url=callback_url,
-        receipt_error=None,
-    )
 
 
 def _batch_params(batch: list[_Pending]) -> dict[str, str]:

@@ -7,20 +7,26 @@ change never alters what a citizen was asked to pay.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import payments.reference as transfer_reference
-from payments import vietqr
-from payments.catalog import fee_item_on, price_line, procedure_by_code
-from payments.errors import AmountTooLarge, InvalidInput, NotFound
+from payments.catalog import fee_item_on, procedure_by_code
+from payments.errors import NotFound
 from payments.models import Agency, OrderLine, PaymentOrder
 from payments.notify import notify_order
+from payments.order_draft import (
+    AgencyTerms,
+    FeeRequest,
+    FeeSpec,
+    OrderRequest,
+    ProcedureSpec,
+    check_fee_requests,
+    draft_order,
+    local_day,
+)
 from payments.states import OrderStatus, check_transition
 from settings.db import utcnow
 
@@ -35,25 +41,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class FeeRequest:
-    fee_code: str
-    quantity: int = 1
-    exemption: tuple[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class OrderRequest:
-    dossier_code: str
-    procedure_code: str
-    payer: dict[str, Any]
-    fees: tuple[FeeRequest, ...]
-    callback_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def local_date(agency: Agency, moment: datetime) -> Any:
-    return moment.astimezone(ZoneInfo(agency.time_zone)).date()
+def local_date(agency: Agency, moment: datetime) -> date:
+    return local_day(agency.time_zone, moment)
 
 
 def create_order(
@@ -66,65 +55,64 @@ def create_order(
     max_amount: int,
     now: datetime | None = None,
 ) -> PaymentOrder:
+    """The ORM writer of :func:`payments.order_draft.draft_order`'s draft."""
     now = now or utcnow()
-    if not request.fees:
-        raise InvalidInput("at least one fee line is required")
-    codes = [f.fee_code for f in request.fees]
-    if len(set(codes)) != len(codes):
-        raise InvalidInput("each fee_code may appear once per order; use quantity")
+    check_fee_requests(request.fees)
     procedure = procedure_by_code(session, agency.id, request.procedure_code)
     day = local_date(agency, now)
-    priced = []
-    for fee in request.fees:
-        item = fee_item_on(session, procedure, fee.fee_code, day)
-        assert item is not None
-        priced.append(price_line(item, fee.quantity, fee.exemption))
-    total = sum(p.amount for p in priced)
-    if total > max_amount:
-        raise AmountTooLarge(f"order total {total} VND exceeds the maximum {max_amount} VND")
-    ref = _unique_reference(session)
+
+    def fee_on_day(code: str) -> FeeSpec | None:
+        item = fee_item_on(session, procedure, code, day)
+        return FeeSpec.of(item) if item is not None else None
+
+    draft = draft_order(
+        AgencyTerms.of(agency),
+        ProcedureSpec(procedure.id, procedure.code, procedure.name),
+        fee_on_day,
+        request,
+        reference=_unique_reference(session),
+        now=now,
+        ttl=ttl,
+        max_amount=max_amount,
+    )
     order = PaymentOrder(
+        id=draft.id,
         agency_id=agency.id,
         client_id=client_id,
-        dossier_code=request.dossier_code,
-        procedure_code=procedure.code,
-        procedure_name=procedure.name,
-        reference=ref,
-        status=OrderStatus.PENDING.value,
-        amount=total,
-        payer=request.payer,
-        callback_url=request.callback_url,
-        vietqr_payload=(
-            vietqr.build_payload(
-                bank_bin=agency.bank_bin, account=agency.bank_account, amount=total, purpose=ref
-            )
-            if total > 0
-            else ""
-        ),
-        created_at=now,
-        expires_at=now + ttl,
+        dossier_code=draft.dossier_code,
+        procedure_code=draft.procedure_code,
+        procedure_name=draft.procedure_name,
+        reference=draft.reference,
+        status=draft.status,
+        amount=draft.amount,
+        payer=draft.payer,
+        callback_url=draft.callback_url,
+        vietqr_payload=draft.vietqr_payload,
+        created_at=draft.created_at,
+        expires_at=draft.expires_at,
     )
     order.lines = [
         OrderLine(
-            position=i,
-            fee_item_id=p.item.id,
-            fee_code=p.item.code,
-            fee_name=p.item.name,
-            kind=p.item.kind,
-            unit=p.item.unit,
-            quantity=p.quantity,
-            unit_price=p.unit_price,
-            amount=p.amount,
-            retention_percent=p.item.retention_percent,
-            legal_basis=p.item.legal_basis,
-            exemption_category=p.exemption_category,
-            exemption_legal_basis=p.exemption_legal_basis,
+            id=line.id,
+            position=line.position,
+            fee_item_id=line.fee_item_id,
+            fee_code=line.fee_code,
+            fee_name=line.fee_name,
+            kind=line.kind,
+            unit=line.unit,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            amount=line.amount,
+            retention_percent=line.retention_percent,
+            legal_basis=line.legal_basis,
+            exemption_category=line.exemption_category,
+            exemption_legal_basis=line.exemption_legal_basis,
         )
-        for i, p in enumerate(priced, start=1)
+        for line in draft.lines
     ]
     session.add(order)
     session.flush()
-    if total == 0:
+    if draft.nothing_to_collect:
         # Every line exempt: nothing to collect, but the receipt still records the exemption.
         mark_succeeded(order, method="exempt", at=now)
     return order

@@ -6,7 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from einvoice.models import Receipt
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from einvoice.lifecycle import error_notices_for
+from einvoice.models import ErrorNotice, ErrorNoticeItem, Receipt
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -174,4 +178,60 @@ def order_json(order: OrderView, receipt: Receipt | None, base_url: str) -> dict
         "callback_url": order.callback_url,
         "receipt": receipt_links(receipt, base) if receipt else None,
         "receipt_error": order.receipt_error,
+    }
+
+
+def _link(session: Session, receipt_id: str | None, base: str) -> dict[str, Any] | None:
+    if receipt_id is None:
+        return None
+    other = session.get(Receipt, receipt_id)
+    if other is None:
+        return {"id": receipt_id}
+    links = receipt_links(other, base)
+    return {k: links[k] for k in ("id", "template", "series", "number", "issued_at", "verify_url")}
+
+
+def _notice_summary(notice: ErrorNotice, base: str) -> dict[str, Any]:
+    return {
+        "id": notice.id,
+        "form": "04/SS-CTĐT",
+        "status": notice.status,
+        "created_at": iso(notice.created_at),
+        "xml_url": f"{base}/api/v1/receipts/error-notices/{notice.id}/xml",
+    }
+
+
+def receipt_json(session: Session, receipt: Receipt, base_url: str) -> dict[str, Any]:
+    """The receipt as ``GET /api/v1/receipts/{id}`` shows it, lifecycle links included."""
+    base = base_url.rstrip("/")
+    return {
+        **receipt_links(receipt, base),
+        "object": "receipt",
+        "payer_name": receipt.payer_name,
+        "payment_method": receipt.payment_method,
+        "payment_reference": receipt.payment_reference,
+        "lines": receipt.lines,
+        "status": receipt.status.value,
+        "replaced_by": _link(session, receipt.replaced_by_id, base),
+        "replaces": _link(session, receipt.replaces_id, base),
+        "error_notices": [_notice_summary(n, base) for n in error_notices_for(session, receipt.id)],
+        "signer": receipt.signer_subject,
+    }
+
+
+def notice_json(session: Session, notice: ErrorNotice, base_url: str) -> dict[str, Any]:
+    base = base_url.rstrip("/")
+    ids = session.scalars(
+        select(ErrorNoticeItem.receipt_id)
+        .where(ErrorNoticeItem.notice_id == notice.id)
+        .order_by(ErrorNoticeItem.position)
+    )
+    return {
+        **_notice_summary(notice, base),
+        "object": "error_notice",
+        "reason": notice.reason,
+        "actor": notice.actor,
+        "status_changed_at": iso(notice.status_changed_at),
+        "message_id": notice.message_id,
+        "receipts": [_link(session, receipt_id, base) for receipt_id in ids],
     }

@@ -14,6 +14,11 @@ class BusinessDay:
     day: date
     zone: ZoneInfo
 
+    @classmethod
+    def containing(cls, moment: datetime, zone: ZoneInfo) -> BusinessDay:
+        """The local day ``moment`` (an aware instant) falls in."""
+        return cls(moment.astimezone(zone).date(), zone)
+
     @property
     def start_local(self) -> datetime:
         return datetime.combine(self.day, time(0, 0), tzinfo=self.zone)

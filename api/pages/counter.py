@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -26,7 +26,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -34,34 +33,42 @@ from api.deps import EngineDep, SettingsDep, unit_of_work
 from api.pages.web import page_staff, page_staff_csrf, render
 from api.schemas import PaymentOrderIn
 from api.staff.deps import ClockDep, StaffContext
-from einvoice.document import Collector, FeeKind, Payer, ReceiptLine
-from einvoice.errors import ReceiptNotFound
-from einvoice.lifecycle import (
-    REASON_MAX,
-    REASON_MIN,
-    ReceiptCorrection,
-    create_error_notice,
-    error_notices_for,
-    original_content,
-    replace_receipt,
-)
+from einvoice.lifecycle import REASON_MAX, REASON_MIN, error_notices_for, original_content
 from einvoice.models import ErrorNotice, Receipt
-from einvoice.pdf import receipt_pdf
 from payments import idempotency
-from payments.cash import record_cash
 from payments.errors import InvalidInput
-from payments.issuing import NoSigningKey, issue_for_order
-from payments.models import Agency, FeeItem, IdempotencyRecord, PaymentOrder, Procedure
-from payments.notify import notify_receipt
-from payments.orders import FeeRequest, OrderRequest, cancel_order, create_order, get_order
+from payments.models import Agency, FeeItem, PaymentOrder, Procedure
+from payments.order_draft import FeeRequest, OrderRequest
+from payments.orders import get_order
 from payments.presenters import mask, order_json
 from payments.states import OrderStatus
+from payments.usecases.follow_ups import run_after_commit
+from payments.usecases.orders import (
+    Answer,
+    TakeCash,
+    issue_at_once,
+    place_order,
+    run_once,
+)
+from payments.usecases.orders import cancel as cancel_order
+from payments.usecases.orders import take_cash as record_cash_taken
+from payments.usecases.receipts import (
+    LineCorrection,
+    ReplaceReceipt,
+    SendErrorNotice,
+    agency_receipt,
+    display_copy,
+    display_copy_name,
+    order_of_receipt,
+    receipt_chain,
+    send_error_notice,
+)
+from payments.usecases.receipts import replace as replace_receipt
 from payments.vietqr import bank_name
+from reconciliation.day import BusinessDay
 from settings.clock import local_today
 from settings.config import Settings
 from settings.errors import ProblemError
-from settings.worker import dispatch
-from signing.keys import KeySource, load_key_source
 
 __all__ = ["router"]
 
@@ -75,8 +82,6 @@ CREATE_SCOPE = "counter.create_order"
 distinct from every API scope, so a staff id can never collide with an API client's keys."""
 MAX_LINES = 50
 RECENT_ORDERS = 30
-CHAIN_LIMIT = 20
-"""Receipts followed through ``replaced_by`` (a receipt is replaced at most once each time)."""
 POLL_MS = 1500
 
 
@@ -128,15 +133,6 @@ def _receipt_label(receipt: Receipt) -> str:
     return f"{receipt.template} · {receipt.series} · {receipt.number}"
 
 
-def _business_day(agency: Agency, now: datetime) -> tuple[date, datetime, datetime]:
-    """The agency's local calendar day containing ``now`` and its [start, end) in UTC."""
-    zone = ZoneInfo(agency.time_zone)
-    day = now.astimezone(zone).date()
-    start = datetime.combine(day, time.min, tzinfo=zone)
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
-    return day, start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
-
-
 def _agency(session: Session, staff: StaffContext) -> Agency:
     agency = session.get(Agency, staff.agency_id)
     if agency is None:  # pragma: no cover - a staff account always has its agency
@@ -144,58 +140,15 @@ def _agency(session: Session, staff: StaffContext) -> Agency:
     return agency
 
 
+def _receipt(session: Session, staff: StaffContext, receipt_id: str) -> Receipt:
+    return agency_receipt(session, receipt_id, staff.agency_id)
+
+
 def _order(
     session: Session, staff: StaffContext, order_id: str, *, lock: bool = False
 ) -> PaymentOrder:
     """The order if it is this clerk's agency's; 404 (``order_not_found``) otherwise."""
     return get_order(session, order_id, agency_id=staff.agency_id, lock=lock)
-
-
-def _receipt(session: Session, staff: StaffContext, receipt_id: str) -> Receipt:
-    receipt = session.get(Receipt, receipt_id)
-    if receipt is None or receipt.agency_id != staff.agency_id:
-        raise ReceiptNotFound(f"no receipt {receipt_id!r}")
-    return receipt
-
-
-def _chain(session: Session, first_id: str | None) -> list[Receipt]:
-    """The order's receipt followed by its replacements, oldest first."""
-    chain: list[Receipt] = []
-    next_id = first_id
-    while next_id is not None and len(chain) < CHAIN_LIMIT:
-        receipt = session.get(Receipt, next_id)
-        if receipt is None or receipt in chain:
-            break
-        chain.append(receipt)
-        next_id = receipt.replaced_by_id
-    return chain
-
-
-def _order_of_receipt(session: Session, receipt: Receipt) -> PaymentOrder | None:
-    """The order a receipt belongs to: the order keeps pointing at the first of the chain."""
-    root, seen = receipt, {receipt.id}
-    while root.replaces_id is not None and root.replaces_id not in seen:
-        previous = session.get(Receipt, root.replaces_id)
-        if previous is None:
-            break
-        root = previous
-        seen.add(root.id)
-    return session.scalar(select(PaymentOrder).where(PaymentOrder.receipt_id == root.id))
-
-
-def _signing(session: Session, agency_id: str) -> tuple[Agency, Collector, KeySource]:
-    agency = session.get(Agency, agency_id)
-    if agency is None:  # pragma: no cover
-        raise ReceiptNotFound(f"no agency {agency_id!r}")
-    if not agency.signing_key_ref:
-        raise NoSigningKey(f"agency {agency.code} has no signing key; run keys dev-init")
-    collector = Collector(
-        name=agency.name,
-        tax_code=agency.tax_code,
-        address=agency.address,
-        time_zone=agency.time_zone,
-    )
-    return agency, collector, load_key_source(agency.signing_key_ref)
 
 
 def _redirect(path: str, **params: str) -> RedirectResponse:
@@ -542,17 +495,6 @@ def _parse_order_form(form: Any) -> ParsedOrderForm:
     return ParsedOrderForm(values=values, typed=typed, body=body, errors=errors)
 
 
-def _existing_for_token(session: Session, staff: StaffContext, token: str) -> str | None:
-    record = session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.client_id == staff.staff_id,
-            IdempotencyRecord.scope == CREATE_SCOPE,
-            IdempotencyRecord.key == token,
-        )
-    )
-    return str(record.response.get("order_id")) if record is not None else None
-
-
 def _create_from_form(
     staff: StaffContext, engine: Any, settings: Settings, form: Any
 ) -> tuple[str | None, bool, dict[str, Any] | None]:
@@ -560,9 +502,9 @@ def _create_from_form(
     token = idempotency.check_key(_text(form, "form_token", 255) or None)
     parsed = _parse_order_form(form)
     with unit_of_work(engine) as session:
-        existing = _existing_for_token(session, staff, token)
-    if existing is not None:
-        return existing, True, None
+        seen = idempotency.find_any(session, staff.staff_id, CREATE_SCOPE, token)
+    if seen is not None:
+        return str(seen[1]["order_id"]), True, None
     errors = list(parsed.errors)
     body: PaymentOrderIn | None = None
     if not errors:
@@ -570,8 +512,6 @@ def _create_from_form(
             body = PaymentOrderIn.model_validate(parsed.body)
         except ValidationError as exc:
             errors.extend(_validation_messages(exc))
-    order_id: str | None = None
-    fully_exempt = False
     if body is not None and not errors:
         request = OrderRequest(
             dossier_code=body.dossier_code,
@@ -588,43 +528,29 @@ def _create_from_form(
                 for f in body.fees
             ),
         )
+
+        def action(session: Session) -> Answer:
+            placed = place_order(
+                session, settings, _agency(session, staff), request, client_id=None
+            )
+            return Answer(303, {"order_id": placed.order.id}, False, placed.follow_ups)
+
         try:
-            with unit_of_work(engine) as session:
-                order = create_order(
-                    session,
-                    _agency(session, staff),
-                    request,
-                    client_id=None,
-                    ttl=timedelta(minutes=settings.order_ttl_minutes),
-                    max_amount=settings.max_order_amount,
-                )
-                order_id = order.id
-                fully_exempt = order.status == OrderStatus.SUCCEEDED.value
-                # In the same transaction as the order: the token and the order exist together.
-                idempotency.remember(
-                    session,
-                    staff.staff_id,
-                    CREATE_SCOPE,
-                    token,
-                    idempotency.body_hash(json.dumps(parsed.body, sort_keys=True).encode()),
-                    303,
-                    {"order_id": order.id},
-                )
-        except IntegrityError:
-            # A racing twin of this very form committed first: answer with its order.
-            with unit_of_work(engine) as session:
-                existing = _existing_for_token(session, staff, token)
-            if existing is None:
-                raise
-            return existing, True, None
+            # The token and the order commit together; a double submit lands on the same order.
+            answer = run_once(
+                engine,
+                client_id=staff.staff_id,
+                scope=CREATE_SCOPE,
+                key=token,
+                digest=idempotency.body_hash(json.dumps(parsed.body, sort_keys=True).encode()),
+                action=action,
+                same_body=False,
+            )
         except ProblemError as exc:
             errors.append(f"{exc.title_vi} / {exc.title_en}: {exc.detail}")
-    if order_id is not None:
-        if fully_exempt:  # nothing to collect: issue the receipt straight away, as the API does
-            from payments.tasks import issue_receipt
-
-            dispatch(issue_receipt, order_id)
-        return order_id, False, None
+        else:
+            run_after_commit(answer.follow_ups)
+            return str(answer.payload["order_id"]), answer.replayed, None
     with unit_of_work(engine) as session:
         context = _form_context(
             session,
@@ -657,7 +583,7 @@ async def create(
 
 
 def _status_payload(session: Session, order: PaymentOrder) -> dict[str, Any]:
-    chain = _chain(session, order.receipt_id)
+    chain = receipt_chain(session, order.receipt_id)
     current = chain[-1] if chain else None
     vi, en, badge = STATUS_LABELS.get(order.status, (order.status, order.status, ""))
     method = METHOD_LABELS.get(order.payment_method or "", ("", ""))
@@ -688,7 +614,7 @@ def _status_payload(session: Session, order: PaymentOrder) -> dict[str, Any]:
 
 
 def _order_context(session: Session, order: PaymentOrder, settings: Settings) -> dict[str, Any]:
-    chain = _chain(session, order.receipt_id)
+    chain = receipt_chain(session, order.receipt_id)
     current = chain[-1] if chain else None
     data = order_json(order, current, settings.public_base_url)
     payer = dict(order.payer)
@@ -765,19 +691,19 @@ def _take_cash(
             code="amount_invalid",
         )
     with unit_of_work(engine) as session:
-        order = _order(session, staff, order_id, lock=True)
-        if order.status == OrderStatus.SUCCEEDED.value and order.payment_method == "cash":
-            return "cash_repeat"  # a double click: the cash is recorded once
-        record_cash(
-            session, order_id, agency_id=staff.agency_id, amount=int(digits), clerk=staff.username
+        _, repeat = record_cash_taken(
+            session,
+            TakeCash(
+                order_id,
+                staff.agency_id,
+                amount=int(digits),
+                clerk=staff.username,
+                repeat_is_ok=True,
+            ),
         )
-    try:
-        with unit_of_work(engine) as session:
-            issue_for_order(session, order_id, settings)
-    except ProblemError as exc:
-        # The cash is recorded either way; the sweep retries issuance and the order says why.
-        with unit_of_work(engine) as session:
-            get_order(session, order_id).receipt_error = f"{exc.code}: {exc.detail}"[:500]
+    if repeat:
+        return "cash_repeat"  # a double click: the cash is recorded once
+    issue_at_once(engine, settings, order_id)
     return "cash"
 
 
@@ -797,7 +723,7 @@ async def take_cash(
 def cancel(order_id: str, staff: ClerkPost, engine: EngineDep) -> Response:
     """Withdraws a pending order (cancelling twice is a no-op); a paid one answers 409."""
     with unit_of_work(engine) as session:
-        cancel_order(session, _order(session, staff, order_id, lock=True))
+        cancel_order(session, order_id, staff.agency_id)
     return _redirect(f"/staff/counter/orders/{order_id}", done="cancelled")
 
 
@@ -811,15 +737,8 @@ def receipt_pdf_page(
     """The same signed PDF display copy as ``/api/v1/receipts/{id}/pdf``, for this agency only."""
     with unit_of_work(engine) as session:
         receipt = _receipt(session, staff, receipt_id)
-        agency, _, key = _signing(session, receipt.agency_id)
-        body = receipt_pdf(
-            session,
-            receipt,
-            key,
-            base_url=settings.public_base_url,
-            zone=ZoneInfo(agency.time_zone),
-        )
-        name = f"bien-lai-{receipt.template}-{receipt.series}-{receipt.number:08d}.pdf"
+        body = display_copy(session, settings, receipt)
+        name = display_copy_name(receipt, "pdf")
     return Response(
         body,
         media_type="application/pdf",
@@ -844,7 +763,7 @@ def _replace_context(session: Session, receipt: Receipt) -> dict[str, Any]:
         "receipt_label": _receipt_label(receipt),
         "parsed": parsed,
         "id_hint": _ids_mask(parsed.payer_id_number),
-        "order": _order_of_receipt(session, receipt),
+        "order": order_of_receipt(session, receipt),
     }
 
 
@@ -878,56 +797,37 @@ def _replace(
     if (problem := _reason_error(reason)) is not None:
         errors.append(problem)
     with unit_of_work(engine) as session:
-        receipt = _receipt(session, staff, receipt_id)
-        parsed = original_content(receipt)
-        name = _text(form, "payer_name", 255) or parsed.payer_name
-        address = _text(form, "payer_address", 400) or parsed.payer_address
-        id_number = _text(form, "payer_id_number", 20) or parsed.payer_id_number
-        lines: list[ReceiptLine] = []
-        for index, line in enumerate(parsed.lines):
-            quantity = _int_field(form, f"line-{index}-quantity", line.fee_code, errors, low=1)
-            unit_price = _int_field(form, f"line-{index}-unit_price", line.fee_code, errors)
-            amount = _int_field(form, f"line-{index}-amount", line.fee_code, errors)
-            quantity = quantity or line.quantity
-            unit_price = line.unit_price if unit_price is None else unit_price
-            if amount is None:
-                same = (quantity, unit_price) == (line.quantity, line.unit_price)
-                amount = line.amount if same else quantity * unit_price
-            lines.append(
-                ReceiptLine(
-                    fee_code=line.fee_code,
-                    name=line.name,
-                    kind=FeeKind(line.kind),
-                    quantity=quantity,
-                    unit_price=unit_price,
-                    amount=amount,
-                    unit=line.unit,
-                    exemption=line.exemption,
-                )
+        parsed = original_content(_receipt(session, staff, receipt_id))
+    payer = {
+        field: value
+        for field, limit in (("name", 255), ("address", 400), ("id_number", 20))
+        if (value := _text(form, f"payer_{field}", limit))
+    }
+    lines: list[LineCorrection] = []
+    for index, line in enumerate(parsed.lines):
+        lines.append(
+            LineCorrection(
+                fee_code=line.fee_code,
+                quantity=_int_field(form, f"line-{index}-quantity", line.fee_code, errors, low=1),
+                unit_price=_int_field(form, f"line-{index}-unit_price", line.fee_code, errors),
+                amount=_int_field(form, f"line-{index}-amount", line.fee_code, errors),
             )
+        )
     if not errors:
         try:
             with unit_of_work(engine) as session:
-                agency, collector, key = _signing(session, staff.agency_id)
                 replacement = replace_receipt(
                     session,
-                    receipt_id,
-                    ReceiptCorrection(
-                        payer=Payer(name=name, address=address, id_number=id_number),
+                    settings,
+                    ReplaceReceipt(
+                        receipt_id=receipt_id,
+                        agency_id=staff.agency_id,
+                        reason=reason,
+                        actor=staff.username,
+                        payer=payer,
                         lines=tuple(lines),
                     ),
-                    reason,
-                    staff.username,
-                    key,
-                    collector=collector,
-                    series=agency.receipt_series,
-                    verify_url_base=settings.public_base_url,
-                    allow_development_certificate=settings.dev_certificates_allowed,
-                    agency_id=staff.agency_id,
                 )
-                order = _order_of_receipt(session, replacement)
-                if order is not None:
-                    notify_receipt(order, replacement, "receipt.replaced")
                 return replacement.id, None
         except ProblemError as exc:
             errors.append(f"{exc.title_vi} / {exc.title_en}: {exc.detail}")
@@ -949,7 +849,7 @@ async def replace(
         assert context is not None
         return render(request, "counter_replace.html", context, status_code=422)
     with unit_of_work(engine) as session:
-        order = _order_of_receipt(session, _receipt(session, staff, new_id))
+        order = order_of_receipt(session, _receipt(session, staff, new_id))
     if order is None:  # pragma: no cover - counter receipts always come from an order
         return _redirect("/staff/counter")
     return _redirect(f"/staff/counter/orders/{order.id}", done="replaced")
@@ -978,23 +878,21 @@ def _notice(
     if not errors:
         try:
             with unit_of_work(engine) as session:
-                _receipt(session, staff, receipt_id)
-                _, collector, key = _signing(session, staff.agency_id)
-                notice = create_error_notice(
+                notice = send_error_notice(
                     session,
-                    [receipt_id],
-                    reason,
-                    staff.username,
-                    key,
-                    collector=collector,
-                    tax_authority_name=authority,
-                    tax_authority_code=_text(form, "tax_authority_code", 50) or None,
-                    place=_text(form, "place", 100) or None,
-                    agency_id=staff.agency_id,
-                    source_key=f"counter-notice:{staff.staff_id}:{token}",
-                    allow_development_certificate=settings.dev_certificates_allowed,
+                    settings,
+                    SendErrorNotice(
+                        receipt_ids=(_receipt(session, staff, receipt_id).id,),
+                        agency_id=staff.agency_id,
+                        reason=reason,
+                        actor=staff.username,
+                        tax_authority_name=authority,
+                        tax_authority_code=_text(form, "tax_authority_code", 50) or None,
+                        place=_text(form, "place", 100) or None,
+                        source_key=f"counter-notice:{staff.staff_id}:{token}",
+                    ),
                 )
-                order = _order_of_receipt(session, _receipt(session, staff, receipt_id))
+                order = order_of_receipt(session, _receipt(session, staff, receipt_id))
                 return notice.id, order.id if order is not None else None, None
         except ProblemError as exc:
             errors.append(f"{exc.title_vi} / {exc.title_en}: {exc.detail}")
@@ -1031,7 +929,8 @@ def till(request: Request, staff: Clerk, engine: EngineDep, clock: ClockDep) -> 
     the agency-wide transfers and card payments, since orders do not record who created them."""
     with unit_of_work(engine) as session:
         agency = _agency(session, staff)
-        day, start, end = _business_day(agency, clock())
+        bday = BusinessDay.containing(clock(), ZoneInfo(agency.time_zone))
+        day, start, end = bday.day, bday.start_utc, bday.end_utc
         paid_today = (
             PaymentOrder.agency_id == staff.agency_id,
             PaymentOrder.status == OrderStatus.SUCCEEDED.value,
@@ -1051,7 +950,7 @@ def till(request: Request, staff: Clerk, engine: EngineDep, clock: ClockDep) -> 
         )
         cash_rows = []
         for order in cash_orders:
-            chain = _chain(session, order.receipt_id)
+            chain = receipt_chain(session, order.receipt_id)
             cash_rows.append(
                 {
                     "id": order.id,

@@ -13,28 +13,28 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ClientDep, EngineDep, SettingsDep, unit_of_work
-from api.idempotent import request_digest, run_idempotent
+from api.idempotent import request_digest, response_of
 from api.schemas import CashIn, PaymentOrderIn
 from einvoice.models import Receipt
 from payments import idempotency, vietqr
-from payments.cash import record_cash
 from payments.credentials import check_callback_url
-from payments.issuing import issue_for_order
 from payments.models import Agency, ApiClient, PaymentOrder
+from payments.order_draft import FeeRequest, OrderRequest
 from payments.order_intake import AgencySnapshot, OrderIntake
-from payments.orders import (
-    FeeRequest,
-    OrderRequest,
-    cancel_order,
-    create_order,
-    get_order,
-    list_orders,
-)
+from payments.orders import get_order, list_orders
 from payments.presenters import order_json
+from payments.usecases.follow_ups import run_after_commit
+from payments.usecases.orders import (
+    Answer,
+    TakeCash,
+    issue_at_once,
+    place_order,
+    run_once,
+    take_cash,
+)
+from payments.usecases.orders import cancel as cancel_order
 from settings.config import Profile, Settings
 from settings.db import utcnow
-from settings.errors import ProblemError
-from settings.worker import dispatch
 
 router = APIRouter(prefix="/api/v1/payment-orders", tags=["payment orders"])
 
@@ -132,15 +132,7 @@ def _snapshot(agency: Agency) -> AgencySnapshot:
     client (and agency) for 30 s, so the snapshot is taken once per refresh, not per order."""
     snap = _snapshots.get(agency)
     if snap is None:
-        snap = _snapshots[agency] = AgencySnapshot(
-            id=agency.id,
-            code=agency.code,
-            name=agency.name,
-            bank_bin=agency.bank_bin,
-            bank_account=agency.bank_account,
-            bank_account_name=agency.bank_account_name,
-            time_zone=agency.time_zone,
-        )
+        snap = _snapshots[agency] = AgencySnapshot.of(agency)
     return snap
 
 
@@ -152,35 +144,23 @@ def _create_with_orm(
     settings: Settings,
     idempotency_key: str | None,
 ) -> JSONResponse:
-    created: list[str] = []
-
-    def action(session: Session) -> tuple[int, dict[str, Any]]:
-        order = create_order(
-            session,
-            client.agency,
-            order_request,
-            client_id=client.id,
-            ttl=timedelta(minutes=settings.order_ttl_minutes),
-            max_amount=settings.max_order_amount,
+    def action(session: Session) -> Answer:
+        placed = place_order(session, settings, client.agency, order_request, client_id=client.id)
+        return Answer(
+            201, order_json(placed.order, None, settings.public_base_url), False, placed.follow_ups
         )
-        if order.status == "succeeded":
-            created.append(order.id)
-        return 201, order_json(order, None, settings.public_base_url)
 
-    response = run_idempotent(
+    answer = run_once(
         engine,
         client_id=client.id,
         scope=SCOPE_CREATE,
         key=idempotency_key,
-        body=body,
+        digest=request_digest(body),
         action=action,
         required=True,
     )
-    for order_id in created:  # fully exempt: nothing to collect, issue the receipt straight away
-        from payments.tasks import issue_receipt
-
-        dispatch(issue_receipt, order_id)
-    return response
+    run_after_commit(answer.follow_ups)
+    return response_of(answer)
 
 
 @router.get("", summary="List a client's orders, e.g. by dossier code")
@@ -216,18 +196,19 @@ def cancel(
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    def action(session: Session) -> tuple[int, dict[str, Any]]:
-        order = get_order(session, order_id, agency_id=client.agency_id, lock=True)
-        cancel_order(session, order)
-        return 200, order_json(order, _receipt(session, order), settings.public_base_url)
+    def action(session: Session) -> Answer:
+        order = cancel_order(session, order_id, client.agency_id)
+        return Answer(200, order_json(order, _receipt(session, order), settings.public_base_url))
 
-    return run_idempotent(
-        engine,
-        client_id=client.id,
-        scope=f"cancel:{order_id}",
-        key=idempotency_key,
-        body=None,
-        action=action,
+    return response_of(
+        run_once(
+            engine,
+            client_id=client.id,
+            scope=f"cancel:{order_id}",
+            key=idempotency_key,
+            digest=request_digest(None),
+            action=action,
+        )
     )
 
 
@@ -242,29 +223,24 @@ def cash(
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    def action(session: Session) -> tuple[int, dict[str, Any]]:
-        order = record_cash(
-            session, order_id, agency_id=client.agency_id, amount=body.amount, clerk=body.clerk
+    def action(session: Session) -> Answer:
+        order, _ = take_cash(
+            session,
+            TakeCash(order_id, client.agency_id, amount=body.amount, clerk=body.clerk),
         )
-        return 200, order_json(order, None, settings.public_base_url)
+        return Answer(200, order_json(order, None, settings.public_base_url))
 
-    recorded = run_idempotent(
+    recorded = run_once(
         engine,
         client_id=client.id,
         scope=f"cash:{order_id}",
         key=idempotency_key,
-        body=body,
+        digest=request_digest(body),
         action=action,
     )
-    if recorded.headers.get("Idempotent-Replayed"):
-        return recorded
-    try:
-        with unit_of_work(engine) as session:
-            issue_for_order(session, order_id, settings)
-    except ProblemError as exc:
-        # The cash is recorded either way; the sweep retries issuance and the order says why.
-        with unit_of_work(engine) as session:
-            get_order(session, order_id).receipt_error = f"{exc.code}: {exc.detail}"[:500]
+    if recorded.replayed:
+        return response_of(recorded)
+    issue_at_once(engine, settings, order_id)
     with unit_of_work(engine) as session:
         order = get_order(session, order_id)
         return JSONResponse(order_json(order, _receipt(session, order), settings.public_base_url))

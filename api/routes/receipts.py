@@ -12,42 +12,29 @@ staff accounts and roles. The PDF display copy (``/{id}/pdf``) lives elsewhere.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import ClientDep, EngineDep, SettingsDep, unit_of_work
-from einvoice.document import Collector, FeeKind, Payer, ReceiptLine
-from einvoice.errors import (
-    ErrorNoticeNotFound,
-    InvalidLifecycleInput,
-    ReceiptCannotBeCancelled,
-    ReceiptNotFound,
-)
-from einvoice.lifecycle import (
-    MAX_NOTICE_RECEIPTS,
-    REASON_MAX,
-    REASON_MIN,
-    ReceiptCorrection,
-    create_error_notice,
-    error_notices_for,
-    original_content,
-    replace_receipt,
-)
-from einvoice.models import ErrorNotice, ErrorNoticeItem, Receipt
-from einvoice.pdf import receipt_pdf
-from einvoice.receipt_xml import ParsedLine
+from einvoice.errors import ErrorNoticeNotFound, ReceiptCannotBeCancelled
+from einvoice.lifecycle import MAX_NOTICE_RECEIPTS, REASON_MAX, REASON_MIN
+from einvoice.models import ErrorNotice
 from payments import idempotency
-from payments.callbacks import enqueue_event
-from payments.issuing import NoSigningKey
-from payments.models import Agency, ApiClient, PaymentOrder
-from payments.notify import notify_receipt
-from payments.presenters import iso, receipt_links
-from signing.keys import KeySource, load_key_source
+from payments.presenters import notice_json, receipt_json
+from payments.usecases.receipts import (
+    KEEP,
+    LineCorrection,
+    ReplaceReceipt,
+    SendErrorNotice,
+    agency_receipt,
+    display_copy,
+    display_copy_name,
+    send_error_notice,
+)
+from payments.usecases.receipts import replace as replace_receipt
 
 __all__ = ["router"]
 
@@ -111,157 +98,17 @@ class ErrorNoticeIn(BaseModel):
 # --------------------------------------------------------------------------- presenters
 
 
-def _link(session: Session, receipt_id: str | None, base: str) -> dict[str, Any] | None:
-    if receipt_id is None:
-        return None
-    other = session.get(Receipt, receipt_id)
-    if other is None:
-        return {"id": receipt_id}
-    links = receipt_links(other, base)
-    return {k: links[k] for k in ("id", "template", "series", "number", "issued_at", "verify_url")}
-
-
-def _notice_summary(notice: ErrorNotice, base: str) -> dict[str, Any]:
-    return {
-        "id": notice.id,
-        "form": "04/SS-CTĐT",
-        "status": notice.status,
-        "created_at": iso(notice.created_at),
-        "xml_url": f"{base}/api/v1/receipts/error-notices/{notice.id}/xml",
-    }
-
-
-def receipt_json(session: Session, receipt: Receipt, base_url: str) -> dict[str, Any]:
-    """The receipt as ``GET /api/v1/receipts/{id}`` shows it, lifecycle links included."""
-    base = base_url.rstrip("/")
-    return {
-        **receipt_links(receipt, base),
-        "object": "receipt",
-        "payer_name": receipt.payer_name,
-        "payment_method": receipt.payment_method,
-        "payment_reference": receipt.payment_reference,
-        "lines": receipt.lines,
-        "status": receipt.status.value,
-        "replaced_by": _link(session, receipt.replaced_by_id, base),
-        "replaces": _link(session, receipt.replaces_id, base),
-        "error_notices": [_notice_summary(n, base) for n in error_notices_for(session, receipt.id)],
-        "signer": receipt.signer_subject,
-    }
-
-
-def _notice_json(session: Session, notice: ErrorNotice, base_url: str) -> dict[str, Any]:
-    base = base_url.rstrip("/")
-    ids = session.scalars(
-        select(ErrorNoticeItem.receipt_id)
-        .where(ErrorNoticeItem.notice_id == notice.id)
-        .order_by(ErrorNoticeItem.position)
-    )
-    return {
-        **_notice_summary(notice, base),
-        "object": "error_notice",
-        "reason": notice.reason,
-        "actor": notice.actor,
-        "status_changed_at": iso(notice.status_changed_at),
-        "message_id": notice.message_id,
-        "receipts": [_link(session, receipt_id, base) for receipt_id in ids],
-    }
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _get(session: Session, receipt_id: str, agency_id: str | None = None) -> Receipt:
-    receipt: Receipt | None = session.get(Receipt, receipt_id)
-    if receipt is None or (agency_id is not None and receipt.agency_id != agency_id):
-        raise ReceiptNotFound(f"no receipt {receipt_id!r}")
-    return receipt
-
-
-def _agency_key(session: Session, agency_id: str) -> tuple[Agency, Collector, KeySource]:
-    agency = session.get(Agency, agency_id)
-    if agency is None:  # pragma: no cover - a client always has its agency
-        raise ReceiptNotFound(f"no agency {agency_id!r}")
-    if not agency.signing_key_ref:
-        raise NoSigningKey(f"agency {agency.code} has no signing key; run keys dev-init")
-    collector = Collector(
-        name=agency.name,
-        tax_code=agency.tax_code,
-        address=agency.address,
-        time_zone=agency.time_zone,
-    )
-    return agency, collector, load_key_source(agency.signing_key_ref)
-
-
-def _corrected_lines(
-    original: tuple[ParsedLine, ...], lines: list[LineCorrectionIn]
-) -> tuple[ReceiptLine, ...]:
-    by_code = {line.fee_code: line for line in original}
-    result: list[ReceiptLine] = []
-    for given in lines:
-        base = by_code.get(given.fee_code)
-        name = given.name or (base.name if base else None)
-        kind = given.kind or (base.kind.value if base else None)
-        unit_price = given.unit_price
-        if unit_price is None and base is not None:
-            unit_price = base.unit_price
-        if name is None or kind is None or unit_price is None:
-            raise InvalidLifecycleInput(
-                f"line {given.fee_code!r} is not on the original receipt: "
-                "give its name, kind and unit_price",
-                extra={"field": "lines"},
-            )
-        quantity = given.quantity or (base.quantity if base else 1)
-        if given.amount is not None:
-            amount = given.amount
-        elif base is not None and (quantity, unit_price) == (base.quantity, base.unit_price):
-            amount = base.amount
-        else:
-            amount = quantity * unit_price
-        fields = given.model_fields_set
-        result.append(
-            ReceiptLine(
-                fee_code=given.fee_code,
-                name=name,
-                kind=FeeKind(kind),
-                quantity=quantity,
-                unit_price=unit_price,
-                amount=amount,
-                unit=given.unit if "unit" in fields else (base.unit if base else None),
-                exemption=(
-                    given.exemption if "exemption" in fields else (base.exemption if base else None)
-                ),
-            )
-        )
-    return tuple(result)
-
-
-def _notify_replaced(
-    session: Session, client: ApiClient, replacement: Receipt, base_url: str
-) -> None:
-    """Tell the one-stop system (contract: event ``receipt.replaced``), in this transaction.
-
-    The order that paid is found through the chain of replacements back to the first receipt
-    (the order keeps pointing at it); its callback URL is used, as for ``receipt.issued``.
-    """
-    root = replacement
-    seen = {root.id}
-    while root.replaces_id is not None and root.replaces_id not in seen:
-        previous = session.get(Receipt, root.replaces_id)
-        if previous is None:
-            break
-        root = previous
-        seen.add(root.id)
-    order = session.scalar(select(PaymentOrder).where(PaymentOrder.receipt_id == root.id))
-    if order is not None:
-        notify_receipt(order, replacement, "receipt.replaced")
-        return
-    enqueue_event(
-        session,
-        client_id=client.id,
-        url=client.callback_url,
-        event="receipt.replaced",
-        data=receipt_json(session, replacement, base_url),
-        occurred_at=replacement.issued_at,
+def _line(given: LineCorrectionIn) -> LineCorrection:
+    fields = given.model_fields_set
+    return LineCorrection(
+        fee_code=given.fee_code,
+        name=given.name,
+        kind=given.kind,
+        quantity=given.quantity,
+        unit_price=given.unit_price,
+        amount=given.amount,
+        unit=given.unit if "unit" in fields else KEEP,
+        exemption=given.exemption if "exemption" in fields else KEEP,
     )
 
 
@@ -290,22 +137,21 @@ def create_notice(
     if idempotency_key is not None:
         source_key = f"notice:{client.id}:{idempotency.check_key(idempotency_key)}"
     with unit_of_work(engine) as session:
-        _agency, collector, key = _agency_key(session, client.agency_id)
-        notice = create_error_notice(
+        notice = send_error_notice(
             session,
-            body.receipt_ids,
-            body.reason,
-            body.actor,
-            key,
-            collector=collector,
-            tax_authority_name=body.tax_authority_name,
-            tax_authority_code=body.tax_authority_code,
-            place=body.place,
-            agency_id=client.agency_id,
-            source_key=source_key,
-            allow_development_certificate=settings.dev_certificates_allowed,
+            settings,
+            SendErrorNotice(
+                receipt_ids=tuple(body.receipt_ids),
+                agency_id=client.agency_id,
+                reason=body.reason,
+                actor=body.actor,
+                tax_authority_name=body.tax_authority_name,
+                tax_authority_code=body.tax_authority_code,
+                place=body.place,
+                source_key=source_key,
+            ),
         )
-        payload = _notice_json(session, notice, settings.public_base_url)
+        payload = notice_json(session, notice, settings.public_base_url)
     return JSONResponse(payload, status_code=201)
 
 
@@ -321,7 +167,7 @@ def read_notice(
     notice_id: str, client: ClientDep, engine: EngineDep, settings: SettingsDep
 ) -> dict[str, Any]:
     with unit_of_work(engine) as session:
-        return _notice_json(
+        return notice_json(
             session, _get_notice(session, notice_id, client.agency_id), settings.public_base_url
         )
 
@@ -348,7 +194,9 @@ def notice_xml(notice_id: str, client: ClientDep, engine: EngineDep) -> Response
 @router.get("/{receipt_id}", summary="A receipt's data, status and lifecycle links")
 def read(receipt_id: str, engine: EngineDep, settings: SettingsDep) -> dict[str, Any]:
     with unit_of_work(engine) as session:
-        return receipt_json(session, _get(session, receipt_id), settings.public_base_url)
+        return receipt_json(
+            session, agency_receipt(session, receipt_id, None), settings.public_base_url
+        )
 
 
 @router.get(
@@ -359,9 +207,9 @@ def read(receipt_id: str, engine: EngineDep, settings: SettingsDep) -> dict[str,
 )
 def xml(receipt_id: str, engine: EngineDep) -> Response:
     with unit_of_work(engine) as session:
-        receipt = _get(session, receipt_id)
+        receipt = agency_receipt(session, receipt_id, None)
         body = receipt.xml
-        name = f"bien-lai-{receipt.template}-{receipt.series}-{receipt.number:08d}.xml"
+        name = display_copy_name(receipt, "xml")
     return Response(
         body,
         media_type="application/xml",
@@ -377,16 +225,9 @@ def xml(receipt_id: str, engine: EngineDep) -> Response:
 )
 def pdf(receipt_id: str, engine: EngineDep, settings: SettingsDep) -> Response:
     with unit_of_work(engine) as session:
-        receipt = _get(session, receipt_id)
-        agency, _, key = _agency_key(session, receipt.agency_id)
-        body = receipt_pdf(
-            session,
-            receipt,
-            key,
-            base_url=settings.public_base_url,
-            zone=ZoneInfo(agency.time_zone),
-        )
-        name = f"bien-lai-{receipt.template}-{receipt.series}-{receipt.number:08d}.pdf"
+        receipt = agency_receipt(session, receipt_id, None)
+        body = display_copy(session, settings, receipt)
+        name = display_copy_name(receipt, "pdf")
     return Response(
         body,
         media_type="application/pdf",
@@ -411,33 +252,24 @@ def replace(
     replacement for a further error. Repeating the call answers 409 ``receipt_already_replaced``
     with the replacement's id."""
     with unit_of_work(engine) as session:
-        original = _get(session, receipt_id, client.agency_id)
-        agency, collector, key = _agency_key(session, client.agency_id)
-        parsed = original_content(original)
-        payer: Payer | None = None
-        if body.payer is not None:
-            given = body.payer.model_fields_set
-            payer = Payer(
-                name=body.payer.name or parsed.payer_name,
-                address=body.payer.address if "address" in given else parsed.payer_address,
-                id_number=body.payer.id_number if "id_number" in given else parsed.payer_id_number,
-            )
-        lines = _corrected_lines(parsed.lines, body.lines) if body.lines is not None else None
         replacement = replace_receipt(
             session,
-            original.id,
-            ReceiptCorrection(payer=payer, lines=lines),
-            body.reason,
-            body.actor,
-            key,
-            collector=collector,
-            series=agency.receipt_series,
-            verify_url_base=settings.public_base_url,
-            allow_development_certificate=settings.dev_certificates_allowed,
-            agency_id=client.agency_id,
+            settings,
+            ReplaceReceipt(
+                receipt_id=receipt_id,
+                agency_id=client.agency_id,
+                reason=body.reason,
+                actor=body.actor,
+                payer=(
+                    body.payer.model_dump(include=body.payer.model_fields_set)
+                    if body.payer is not None
+                    else None
+                ),
+                lines=tuple(_line(line) for line in body.lines) if body.lines is not None else None,
+                client=client,
+            ),
         )
         payload = receipt_json(session, replacement, settings.public_base_url)
-        _notify_replaced(session, client, replacement, settings.public_base_url)
     return JSONResponse(payload, status_code=201)
 
 
@@ -448,7 +280,7 @@ def replace(
 )
 def cancel(receipt_id: str, client: ClientDep, engine: EngineDep) -> None:
     with unit_of_work(engine) as session:
-        _get(session, receipt_id, client.agency_id)
+        agency_receipt(session, receipt_id, client.agency_id)
     raise ReceiptCannotBeCancelled(
         f"receipt {receipt_id} cannot be cancelled: there is no cancellation of e-receipts under "
         "Circular 91/2026/TT-BTC art. 20; use POST /api/v1/receipts/{id}/replace or "
