@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import observability, problems
 from api.pages import PAGE_ROUTERS
-from api.pages.web import STATIC_DIR
+from api.rendering import STATIC_DIR
 from api.routes import (
     bankfeeds,
     callbacks,

@@ -197,15 +197,15 @@ app.add_typer(bank_app, name="bank")
 def bank_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     agency: Annotated[str, typer.Option(help="Agency code")],
-    file_format: Annotated[
-        str, typer.Option("--format", help="camt053, mt940, csv or xlsx")
-    ],
+    file_format: Annotated[str, typer.Option("--format", help="camt053, mt940, csv or xlsx")],
     profile: Annotated[
         str | None,
         typer.Option(
             "--profile",
-            help="column-mapping profile for csv/xlsx (see payments.statement_profiles); "
-            "without one the header row and columns are found automatically",
+            help="column-mapping profile for csv/xlsx: a built-in one (auto, motcua, "
+            "vietcombank, vietinbank, bidv, agribank, techcombank, mb, acb, vpbank: bank "
+            "layouts unconfirmed, check with your file) or one the agency saved on the admin "
+            "page; without one the header row and columns are found automatically",
         ),
     ] = None,
 ) -> None:
@@ -441,8 +441,13 @@ def _start_tax_sandbox(settings: Settings) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, env=os.environ.copy())  # noqa: S603 - our own entry point
 
 
+CELERY_APP = "api.composition:celery_app"
+"""Workers and beat start on the composition root, which registers every task module, the beat
+schedule and the audit sources on the one app; ``settings.worker`` alone knows none of them."""
+
+
 def _celery_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "settings.worker:celery_app", *args]
+    return [sys.executable, "-m", "celery", "-A", CELERY_APP, *args]
 
 
 def _start_worker(settings: Settings, *, beat: bool) -> subprocess.Popen[bytes]:
@@ -485,6 +490,7 @@ app.add_typer(audit_app, name="audit")
 @audit_app.command("seal")
 def audit_seal() -> None:
     """Seal the audit records written since the last seal; prints the chain head."""
+    import api.composition  # noqa: F401 - registers the audit sources
     from settings.audit_chain import seal
     from settings.db import session_scope
 
@@ -502,6 +508,7 @@ def audit_seal() -> None:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Recompute the whole chain; exit 1 naming the first broken record or seal."""
+    import api.composition  # noqa: F401 - registers the audit sources
     from settings.audit_chain import verify
     from settings.db import session_scope
 
@@ -518,6 +525,7 @@ def backup_command(
     out: Annotated[Path, typer.Option("--out", help="Archive to write (.tar.gz)")],
 ) -> None:
     """Back up the database and the signing keys into one archive with checksums."""
+    import api.composition  # noqa: F401 - every table and where the key references live
     from settings.backup import backup
 
     settings = settings_or_fail()
@@ -532,6 +540,7 @@ def restore_command(
     ] = False,
 ) -> None:
     """Restore an archive from `motcua backup` into an empty database and data folder."""
+    import api.composition  # noqa: F401 - every table and where the key references live
     from settings.backup import restore
 
     settings = settings_or_fail()

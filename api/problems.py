@@ -144,7 +144,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
-        from api.pages.web import LoginRequired, error_page, wants_page
+        from api.rendering import LoginRequired, error_page, wants_page
 
         if wants_page(request):
             if isinstance(exc, LoginRequired) and request.method == "GET":
@@ -183,7 +183,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code, vi, en = _HTTP_CODES.get(exc.status_code, ("http_error", "Lỗi", "Error"))
-        from api.pages.web import error_page, wants_page
+        from api.rendering import error_page, wants_page
 
         if wants_page(request):
             page_exc = ProblemError(

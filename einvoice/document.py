@@ -52,6 +52,11 @@ class ReceiptLine:
     amount: int
     unit: str | None = None
     exemption: str | None = None
+    breakdown: str | None = None
+    """How ``amount`` was reached, in words ("2 trang × 2.000 đ + 1 trang × 1.000 đ = 5.000 đ"):
+    a tiered or capped fee is not quantity × unit price, and the receipt must show the
+    computation (issue 14). A plain string so that ``einvoice`` never learns about tariffs;
+    written by mapping 0.2 only (0.1 is frozen), and ``None`` writes exactly what it did before."""
 
 
 @dataclass(frozen=True, slots=True)

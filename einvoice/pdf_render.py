@@ -662,13 +662,33 @@ def _line_block(index: int, line: ParsedLine, header: _Block) -> _Block:
         _X_NAME,
         _COL_NAME_W + _COL_QTY_W + _COL_AMOUNT_W,
     )
+    # How the amount was reached (issue 14), under the line: a tiered or capped fee is not
+    # quantity × unit price, and the display copy must say what the signed XML says.
+    below = [words]
+    if line.breakdown:
+        below.insert(
+            0,
+            _cell(
+                [
+                    ("Cách tính", _vi(7)),
+                    (" (How computed)", _en(6)),
+                    (": ", _vi(7)),
+                    (line.breakdown, _vi(7.5)),
+                ],
+                _X_NAME,
+                _COL_NAME_W + _COL_QTY_W + _COL_AMOUNT_W,
+            ),
+        )
     cells_h = max(c.height for c in cells) + _CELL_PAD
-    height = cells_h + words.height + _CELL_PAD
+    height = cells_h + sum(p.height for p in below) + _CELL_PAD
 
     def paint(painter: _Painter, top: float) -> None:
         for cell in cells:
             cell.draw(painter, top - _CELL_PAD)
-        words.draw(painter, top - cells_h)
+        y = top - cells_h
+        for para in below:
+            para.draw(painter, y)
+            y -= para.height
         _rule(painter.canvas, top - height, width=0.4)
 
     return _Block(height, paint, header=header)

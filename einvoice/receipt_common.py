@@ -102,6 +102,8 @@ class ParsedLine:
     amount_in_words: str
     unit: str | None = None
     exemption: str | None = None
+    breakdown: str | None = None
+    """How the amount was reached (0.2 ``CTTinh``), when the receipt states it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,9 @@ office or an e-document intermediary reading our receipt meets the names it know
 Kept from 0.1 because no official name is known, each marked "not confirmed" in the schema's
 annotations (``einvoice/schemas/bien-lai-0.2.xsd``): ``GLap``, ``DVTTe``, ``HTTToan``,
 ``MTCuu``, ``DCTCuu`` and the related-receipt block ``TTBLLQuan``; the collector block ``NThu``;
-the fee lines ``DSKhoan/Khoan``; the total in figures ``TToan/TgTTTBSo`` (the invoice family's
+the fee lines ``DSKhoan/Khoan`` and, in each, ``CTTinh`` (how its amount was reached, issue 14:
+written only when the caller gives a breakdown, so receipts without one are byte-for-byte as
+before); the total in figures ``TToan/TgTTTBSo`` (the invoice family's
 name); the one-stop context ``TTKhac``; the signer's slot ``DSCKS/NBan``. Root ``BLai``, signed
 ``DLBLai`` with ``Id``, ``TTChung``, ``NDBLai``, ``KHMCTu``, ``KHCTu``, ``SCTu``, ``NLap`` and
 ``DSCKS`` are confirmed and unchanged.
@@ -148,6 +150,7 @@ def build(doc: ReceiptDocument) -> etree._Element:
         sub(item, "ThTien", line.amount)
         sub(item, "ThTienBChu", amount_in_words(line.amount))
         sub_opt(item, "MGiam", line.exemption)
+        sub_opt(item, "CTTinh", line.breakdown)
 
     totals = etree.SubElement(content, "TToan")
     sub(totals, "TgTTTBSo", doc.total)
@@ -196,6 +199,7 @@ def read(data: etree._Element) -> ParsedReceipt:
             amount_in_words=required(item, "ThTienBChu"),
             unit=optional(item, "DVTinh"),
             exemption=optional(item, "MGiam"),
+            breakdown=optional(item, "CTTinh"),
         )
         for item in data.iterfind(content + "DSKhoan/Khoan")
     )

@@ -3,6 +3,13 @@
 A catalogue file is validated completely before anything is written, so a file with one bad
 row changes nothing and the error names every bad line. Prices are effective-dated: importing
 a changed amount with a later ``effective_from`` closes the previous price the day before.
+
+Two optional columns carry a fee as the law writes it (:mod:`payments.tariffs`): ``tariff``, in
+the text form an accountant can type (``2000/trang; từ trang 3: 1000/trang; tối đa
+200000/bản``), and ``reductions`` (``TRUCTUYEN: giảm 50% (nộp trực tuyến) theo <căn cứ>``). A
+row without them keeps the legacy tariff (``amount`` per unit, ``max_amount`` per line). With a
+tariff, ``amount`` and ``max_amount`` stay what the tariff states first (its first price, its
+cap), so every reader of those two columns still sees the published headline figures.
 """
 
 from __future__ import annotations
@@ -10,17 +17,34 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from payments.errors import CatalogImportError, InvalidInput, UnknownFee, UnknownProcedure
+from payments.errors import (
+    CatalogImportError,
+    InvalidInput,
+    TariffInvalid,
+    UnknownFee,
+    UnknownProcedure,
+)
 from payments.models import Agency, FeeItem, Procedure
+from payments.tariffs import (
+    Tariff,
+    headline_cap,
+    headline_price,
+    legacy_tariff,
+    parse_reductions,
+    parse_tariff,
+    tariff_of,
+    tariff_to_json,
+)
 
 __all__ = [
     "COLUMNS",
+    "OPTIONAL_COLUMNS",
     "CatalogRow",
     "ImportResult",
     "PricedLine",
@@ -48,6 +72,8 @@ COLUMNS = (
     "legal_basis",
 )
 OPTIONAL = {"unit", "max_amount", "retention_percent"}
+OPTIONAL_COLUMNS = ("tariff", "reductions")
+"""Columns a file may add after :data:`COLUMNS` (issue 14); absent means empty."""
 _CODE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 MAX_VND = 10**12
 
@@ -66,6 +92,8 @@ class CatalogRow:
     max_amount: int | None
     retention_percent: int
     legal_basis: str
+    tariff: Tariff | None = None
+    """From the ``tariff``/``reductions`` columns; ``None``: the legacy tariff."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +115,40 @@ def _int(value: str, name: str, *, minimum: int, maximum: int) -> int:
     return number
 
 
+def _tariff(get: dict[str, str], amount: int, unit: str | None, cap: int | None) -> Tariff | None:
+    """The row's tariff, checked against its ``amount``/``unit``/``max_amount`` columns.
+
+    Those columns stay the tariff's headline figures (first price, cap) because the public
+    fee page, older readers and the legacy order path read them; a row where they disagree with
+    the tariff would publish one price and charge another, which is what issue 14 is about.
+    """
+    text, reductions = get["tariff"], get["reductions"]
+    if not text and not reductions:
+        return None
+    try:
+        if text:
+            tariff = parse_tariff(text, reductions)
+        else:
+            tariff = replace(
+                legacy_tariff(amount, unit, cap), reductions=parse_reductions(reductions)
+            )
+        if tariff.unit is None and unit is not None and tariff.tiers:
+            tariff = replace(tariff, unit=unit)
+    except TariffInvalid as exc:
+        raise ValueError(f"tariff: {exc.detail}") from exc
+    if tariff.unit is not None and unit is not None and tariff.unit != unit:
+        raise ValueError(f"tariff: its unit {tariff.unit!r} differs from the unit column {unit!r}")
+    if headline_price(tariff) != amount:
+        raise ValueError(
+            f"amount {amount} differs from the tariff's first price {headline_price(tariff)}"
+        )
+    if cap is not None and headline_cap(tariff) != cap:
+        raise ValueError(f"max_amount {cap} differs from the tariff's cap {headline_cap(tariff)}")
+    return tariff
+
+
 def _row(line: int, raw: dict[str, str | None]) -> CatalogRow:
-    get = {k: (raw.get(k) or "").strip() for k in COLUMNS}
+    get = {k: (raw.get(k) or "").strip() for k in (*COLUMNS, *OPTIONAL_COLUMNS)}
     for name in COLUMNS:
         if name not in OPTIONAL and not get[name]:
             raise ValueError(f"{name} is required")
@@ -126,6 +186,7 @@ def _row(line: int, raw: dict[str, str | None]) -> CatalogRow:
         max_amount=cap,
         retention_percent=retention,
         legal_basis=get["legal_basis"],
+        tariff=_tariff(get, amount, get["unit"] or None, cap),
     )
 
 
@@ -200,6 +261,7 @@ def import_catalog(
             proc.name, proc.field = row.procedure_name, row.field
             updated += 1
         current = fee_item_on(session, proc, row.fee_code, effective_from, required=False)
+        tariff_json = tariff_to_json(row.tariff) if row.tariff is not None else None
         same = current is not None and (
             current.kind,
             current.name,
@@ -208,6 +270,7 @@ def import_catalog(
             current.max_amount,
             current.retention_percent,
             current.legal_basis,
+            current.tariff,
         ) == (
             row.fee_kind,
             row.fee_name,
@@ -216,6 +279,7 @@ def import_catalog(
             row.max_amount,
             row.retention_percent,
             row.legal_basis,
+            tariff_json,
         )
         if same:
             unchanged += 1
@@ -244,6 +308,7 @@ def import_catalog(
                 retention_percent=row.retention_percent,
                 legal_basis=row.legal_basis,
                 effective_from=effective_from,
+                tariff=tariff_json,
             )
         )
     session.flush()
@@ -325,7 +390,13 @@ def price_line(
 
 
 def reprice_fee(
-    session: Session, agency: Agency, fee_item_id: str, amount: int, *, effective_from: date
+    session: Session,
+    agency: Agency,
+    fee_item_id: str,
+    amount: int,
+    *,
+    effective_from: date,
+    tariff: Tariff | None = None,
 ) -> tuple[FeeItem, FeeItem]:
     """A new price for one fee item from ``effective_from``, as a new row; returns (old, new).
 
@@ -333,6 +404,11 @@ def reprice_fee(
     their lines and the catalogue still says what applied on any past day. Only the latest
     version of an item can be repriced, and only from a day after it started: anything else
     would make two prices overlap. The caller decides how early ``effective_from`` may be.
+
+    ``tariff`` replaces the whole tariff (``amount`` must be its first price). Without it, an
+    item that has a tariff keeps it with only its first price (first tier, or first band)
+    changed to ``amount``: the admin page's "Đổi mức thu" edits that one figure, and the other
+    tiers, caps and bands stay as published until a tariff or a catalogue file says otherwise.
     """
     item = session.get(FeeItem, fee_item_id)
     if item is None or item.procedure.agency_id != agency.id:
@@ -345,7 +421,12 @@ def reprice_fee(
             f"Mức thu phải là số nguyên đồng từ 0 đến {MAX_VND} / "
             f"amount must be a whole number of VND between 0 and {MAX_VND}"
         )
-    if item.max_amount is not None and amount > item.max_amount:
+    if tariff is not None and headline_price(tariff) != amount:
+        raise InvalidInput(
+            f"Mức thu {amount} khác đơn giá đầu tiên {headline_price(tariff)} của biểu / "
+            f"amount {amount} differs from the tariff's first price {headline_price(tariff)}"
+        )
+    if tariff is None and item.max_amount is not None and amount > item.max_amount:
         raise InvalidInput(
             f"Mức thu {amount} vượt mức tối đa {item.max_amount} của khoản thu; muốn đổi mức "
             f"tối đa hãy nhập tệp danh mục / amount {amount} is above the item's cap of "
@@ -369,7 +450,11 @@ def reprice_fee(
             f"hiệu lực sau đó / fee {item.code} already has a price from "
             f"{item.effective_from}; choose a later effective date"
         )
-    if amount == item.amount:
+    new_tariff = tariff
+    if new_tariff is None and item.tariff is not None:
+        new_tariff = _with_first_price(tariff_of(item), amount)
+    new_json = tariff_to_json(new_tariff) if new_tariff is not None else None
+    if amount == item.amount and new_json == item.tariff:
         raise InvalidInput(
             f"Khoản thu {item.code} đang có đúng mức {amount} đồng / "
             f"fee {item.code} already costs {amount} VND"
@@ -381,12 +466,22 @@ def reprice_fee(
         kind=item.kind,
         name=item.name,
         amount=amount,
-        unit=item.unit,
-        max_amount=item.max_amount,
+        unit=(tariff.unit or item.unit) if tariff is not None else item.unit,
+        max_amount=headline_cap(tariff) if tariff is not None else item.max_amount,
         retention_percent=item.retention_percent,
         legal_basis=item.legal_basis,
         effective_from=effective_from,
+        tariff=new_json,
     )
     session.add(new)
     session.flush()
     return item, new
+
+
+def _with_first_price(tariff: Tariff, amount: int) -> Tariff:
+    """``tariff`` with its headline figure (first tier's price, or first band's amount) changed."""
+    if tariff.tiers:
+        first = replace(tariff.tiers[0], price=amount)
+        return replace(tariff, tiers=(first, *tariff.tiers[1:]))
+    band = replace(tariff.bands[0], amount=amount)
+    return replace(tariff, bands=(band, *tariff.bands[1:]))

@@ -84,3 +84,28 @@ class CatalogImportError(PaymentsError):
     def __init__(self, errors: list[str]) -> None:
         self.errors = errors
         super().__init__("; ".join(errors), extra={"errors": errors})
+
+
+class TariffInvalid(PaymentsError):
+    """A tariff as written (catalogue text, JSON column, admin form) does not describe a fee.
+
+    Raised before anything is stored, so a catalogue never holds a tariff that cannot price.
+    """
+
+    code = "tariff_invalid"
+    status = 422
+    title_vi = "Biểu mức thu không hợp lệ"
+    title_en = "Invalid tariff"
+
+
+class TariffInputInvalid(PaymentsError):
+    """A fee line lacks what its tariff prices by (pages, copies, declared value, reduction).
+
+    The message says what the tariff needs, so the one-stop system or the clerk can fix the
+    line; nothing is created.
+    """
+
+    code = "tariff_input_invalid"
+    status = 422
+    title_vi = "Thông tin của khoản thu không đủ hoặc không hợp lệ để tính theo biểu mức thu"
+    title_en = "The fee line does not give what its tariff needs"

@@ -128,6 +128,9 @@ class FeeItem(Base):
     legal_basis: Mapped[str] = mapped_column(String(500))
     effective_from: Mapped[date] = mapped_column(Date)
     effective_to: Mapped[date | None] = mapped_column(Date, default=None)
+    tariff: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """The tariff as the law writes it (``payments.tariffs`` JSON); NULL is the legacy tariff,
+    ``amount`` per unit x quantity capped per line at ``max_amount`` (see ``tariff_of``)."""
 
     procedure: Mapped[Procedure] = relationship(lazy="joined", innerjoin=True)
 
@@ -185,6 +188,9 @@ class OrderLine(Base):
     legal_basis: Mapped[str] = mapped_column(String(500))
     exemption_category: Mapped[str | None] = mapped_column(String(255), default=None)
     exemption_legal_basis: Mapped[str | None] = mapped_column(String(500), default=None)
+    pricing: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """What the line was priced with (input, tariff, breakdown), frozen like the rest so the
+    receipt can show how ``amount`` was reached; NULL on lines written before issue 14."""
 
     order: Mapped[PaymentOrder] = relationship(back_populates="lines")
 
@@ -303,3 +309,24 @@ class BankStatement(Base):
     lines: Mapped[int] = mapped_column(Integer)
     new_lines: Mapped[int] = mapped_column(Integer)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StatementProfile(Base):
+    """An agency's own column-mapping profile for its bank's spreadsheet exports (issue 18).
+
+    ``profile`` is the JSON of :func:`payments.statement_profiles.profile_from_json`, checked
+    before it is stored and again when read (a profile written by an older version that no
+    longer passes is reported, never half-applied). Saved from the admin page after the
+    agency's admin has seen a sample parsed with it; names are unique per agency and never a
+    built-in name, so ``--profile NAME`` means one layout.
+    """
+
+    __tablename__ = "statement_profiles"
+    __table_args__ = (UniqueConstraint("agency_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"))
+    name: Mapped[str] = mapped_column(String(40))
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -20,12 +20,13 @@ from sqlalchemy.orm import Session
 from payments.credits import process_event
 from payments.errors import InvalidInput
 from payments.models import Agency, BankEvent, BankStatement
-from payments.statement_profiles import profile_by_name
+from payments.statement_profile_store import resolve_profile
+from payments.statement_profiles import StatementProfile
 from payments.statement_tables import TABLE_FORMATS, parse_table
 from payments.statements import parse_statement_file, statement_fingerprint
 from settings.db import utcnow
 
-__all__ = ["ImportReport", "import_statement"]
+__all__ = ["ImportReport", "import_statement", "preview_import"]
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,13 @@ def import_statement(
     file_format: str,
     *,
     now: datetime | None = None,
-    profile: str | None = None,
+    profile: str | StatementProfile | None = None,
 ) -> ImportReport:
     """Journals the file's lines (nothing at all if any check fails) and processes the new ones.
 
     ``csv`` and ``xlsx`` go through :func:`payments.statement_tables.parse_table` (``profile``
-    names a column-mapping profile; without one the header and columns are found); ``profile``
-    with another format is refused.
+    names a column-mapping profile, built in or the agency's own, or is one; without one the
+    header and columns are found); ``profile`` with another format is refused.
     """
     zone = ZoneInfo(agency.time_zone)
     now = now or utcnow()
@@ -78,7 +79,8 @@ def import_statement(
                 f"--profile applies to csv and xlsx statements, not {file_format}",
                 code="statement_format_unknown",
             )
-        profile_by_name(profile)
+        if not isinstance(profile, StatementProfile):
+            profile = resolve_profile(session, agency.id, profile)
     fingerprint = statement_fingerprint(data)
     if session.scalar(
         select(BankStatement.id).where(
@@ -197,3 +199,22 @@ def import_statement(
         balance_checks=tuple(balance_checks),
         columns=columns,
     )
+
+
+def preview_import(
+    session: Session,
+    agency: Agency,
+    data: bytes,
+    file_format: str,
+    *,
+    now: datetime | None = None,
+    profile: str | StatementProfile | None = None,
+) -> ImportReport:
+    """What :func:`import_statement` would report, with nothing kept: the same code runs in a
+    savepoint that is rolled back, so the preview can never disagree with the real import
+    (the admin page shows it before a profile is saved)."""
+    savepoint = session.begin_nested()
+    try:
+        return import_statement(session, agency, data, file_format, now=now, profile=profile)
+    finally:
+        savepoint.rollback()

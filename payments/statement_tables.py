@@ -44,7 +44,14 @@ from payments.statements import (
     parse_csv,
 )
 
-__all__ = ["TABLE_FORMATS", "TableStatement", "parse_table"]
+__all__ = [
+    "TABLE_FORMATS",
+    "TableSample",
+    "TableStatement",
+    "guess_format",
+    "parse_table",
+    "sample_table",
+]
 
 TABLE_FORMATS = ("csv", "xlsx")
 _MAX_ERRORS = 50
@@ -99,9 +106,17 @@ def _xlsx_sheets(data: bytes) -> list[tuple[str, list[Row], Any]]:
     from openpyxl.utils.exceptions import InvalidFileException
 
     if data.startswith(_OLE_MAGIC):
+        # Both an encrypted OOXML file and an Excel 97-2003 .xls are OLE compound files; only
+        # the encrypted one has an "EncryptionInfo" stream (named in UTF-16 in the directory).
+        if "EncryptionInfo".encode("utf-16-le") in data:
+            raise _malformed(
+                "XLSX file is password-protected (encrypted): open it in Excel and save it "
+                "without a password / tệp Excel có mật khẩu mở: hãy mở bằng Excel và lưu lại "
+                "không đặt mật khẩu"
+            )
         raise _malformed(
-            "XLSX file is password-protected (encrypted) or an old .xls: save it without a "
-            "password as .xlsx / tệp Excel có mật khẩu hoặc là .xls cũ: hãy lưu lại dạng .xlsx "
+            "the file is password-protected or an old Excel 97-2003 .xls: save it as .xlsx "
+            "without a password / tệp có mật khẩu hoặc là .xls cũ: hãy lưu lại dạng .xlsx "
             "không mật khẩu"
         )
     try:
@@ -324,38 +339,34 @@ def _is_native_csv(rows: Sequence[Row]) -> bool:
     ) | {""}
 
 
-def parse_table(
-    data: bytes,
-    fmt: str,
-    zone: tzinfo,
-    profile_name: str | None = None,
-    *,
-    account_hint: str | None = None,
-) -> TableStatement:
-    """A CSV or XLSX statement. ``account_hint`` is not trusted: it is only used in messages.
+def guess_format(data: bytes, filename: str = "") -> str:
+    """``xlsx`` for a zip (OOXML) or an OLE file (encrypted OOXML, old .xls: refused later with
+    the reason), else ``csv``; an upload's own name is only a hint after the bytes."""
+    if data.startswith((b"PK\x03\x04", _OLE_MAGIC)):
+        return "xlsx"
+    if filename.lower().endswith((".xlsx", ".xlsm", ".xls")):
+        return "xlsx"
+    return "csv"
 
-    Without a profile: today's own CSV header set goes to :func:`parse_csv` unchanged; anything
-    else has its header row found and its columns recognised by name (profile ``auto``).
-    """
+
+def _check_bytes(data: bytes, fmt: str) -> str:
     if fmt not in TABLE_FORMATS:
         raise InvalidInput(
             f"unknown table format {fmt!r}; use csv or xlsx", code="statement_format_unknown"
         )
-    del account_hint
     what = fmt.upper()
     if len(data) > MAX_STATEMENT_BYTES:
         raise _malformed(f"{what} file is {len(data)} bytes, more than {MAX_STATEMENT_BYTES}")
     if not data.strip():
         raise _malformed(f"{what} file is empty / tệp rỗng")
-    profile = profile_by_name(profile_name)
-    if fmt == "csv":
-        rows = _csv_rows(data)
-        if (profile_name is None and _is_native_csv(rows)) or profile is MOTCUA:
-            statements = parse_csv(data, zone)
-            return TableStatement(statements, tuple(f"{c} ← {c}" for c in CSV_COLUMNS))
-        return _parse_rows(rows, profile, zone, what, sheet=None, formulas=None)
+    return what
 
-    sheets = _xlsx_sheets(data)
+
+def _statement_sheet(
+    sheets: list[tuple[str, list[Row], Any]], profile: StatementProfile
+) -> tuple[str, list[Row]]:
+    """The one sheet holding a statement under ``profile``: notes on other sheets are
+    ignored, two statement sheets are refused naming both, none is refused naming them all."""
     found = [(title, rows, _header(rows, profile)) for title, rows, _ in sheets]
     with_header = [(title, rows, h) for title, rows, h in found if h is not None]
     if not with_header:
@@ -371,9 +382,91 @@ def parse_table(
             "/ nhiều trang tính đều giống sao kê: mỗi tệp chỉ một trang tính"
         )
     title, rows, _ = with_header[0]
-    return _parse_rows(
+    return title, rows
+
+
+def parse_table(
+    data: bytes,
+    fmt: str,
+    zone: tzinfo,
+    profile_name: str | StatementProfile | None = None,
+    *,
+    account_hint: str | None = None,
+) -> TableStatement:
+    """A CSV or XLSX statement. ``account_hint`` is not trusted: it is only used in messages.
+
+    ``profile_name`` is a built-in profile's name or a profile itself (an agency's stored one,
+    or one being tried on the admin page). Without a profile: today's own CSV header set goes
+    to :func:`parse_csv` unchanged; anything else has its header row found and its columns
+    recognised by name (profile ``auto``).
+    """
+    what = _check_bytes(data, fmt)
+    del account_hint
+    profile = (
+        profile_name
+        if isinstance(profile_name, StatementProfile)
+        else profile_by_name(profile_name)
+    )
+    if fmt == "csv":
+        rows = _csv_rows(data)
+        if (profile_name is None and _is_native_csv(rows)) or profile is MOTCUA:
+            statements = parse_csv(data, zone)
+            return TableStatement(statements, tuple(f"{c} ← {c}" for c in CSV_COLUMNS))
+        return _parse_rows(rows, profile, zone, what, sheet=None, formulas=None)
+
+    sheets = _xlsx_sheets(data)
+    title, rows = _statement_sheet(sheets, profile)
+    table = _parse_rows(
         rows, profile, zone, what, sheet=title, formulas=lambda: _formula_cells(data, title)
     )
+    if len(sheets) == 1:
+        return table
+    # Say which sheet was read when the workbook has others (notes, a cover page).
+    others = ", ".join(repr(t) for t, _, _ in sheets if t != title)
+    return TableStatement(table.statements, (*table.columns, f"sheet {title!r} (not {others})"))
+
+
+@dataclass(frozen=True)
+class TableSample:
+    """The first rows of a spreadsheet as text and where ``profile`` finds the header, for
+    the admin page that builds a profile from a sample (columns prefilled from detection)."""
+
+    fmt: str
+    sheet: str | None
+    rows: list[tuple[int, list[str]]]
+    header_row: int | None
+    header: list[str]
+    mapping: dict[str, int]
+
+
+def sample_table(
+    data: bytes, fmt: str, profile: StatementProfile | None = None, *, max_rows: int = 60
+) -> TableSample:
+    """Reads ``data`` as :func:`parse_table` would (same refusals for an unreadable file) but
+    stops short of the lines: the header found by ``profile`` (default ``auto``), or none, and
+    the first ``max_rows`` rows so a person can pick the header and columns themselves."""
+    _check_bytes(data, fmt)
+    profile = profile or profile_by_name(None)
+    sheet: str | None = None
+    if fmt == "csv":
+        rows = _csv_rows(data)
+    else:
+        sheets = _xlsx_sheets(data)
+        try:
+            sheet, rows = _statement_sheet(sheets, profile)
+        except InvalidInput:
+            # no header under this profile: show the first sheet that holds anything
+            sheet, rows, _ = next(
+                (s for s in sheets if any(_text(c) for _, cells in s[1] for c in cells)),
+                sheets[0] if sheets else ("", [], None),
+            )
+    header = _header(rows, profile)
+    shown = [(number, [_text(c) for c in cells]) for number, cells in rows[:max_rows]]
+    if header is None:
+        return TableSample(fmt, sheet, shown, None, [], {})
+    index, mapping = header
+    number, cells = rows[index]
+    return TableSample(fmt, sheet, shown, number, [_text(c) for c in cells], mapping)
 
 
 def _parse_rows(
@@ -473,10 +566,14 @@ def _parse_rows(
             continue
         direction = normalise_header(cell(cells, "direction"))
         if signed is not None and "credit" not in mapping:
-            if direction in ("d", "dr", "debit", "no", "out", "ghi no"):
+            if direction in profile.debit_marks:
                 signed = -abs(signed)
-            elif direction not in ("", "c", "cr", "credit", "co", "in", "ghi co"):
-                errors.append(f"{where}: direction {direction!r} is not credit or debit")
+            elif direction and direction not in profile.credit_marks:
+                errors.append(
+                    f"{where}: direction {_text(cell(cells, 'direction'))!r} is not credit "
+                    f"({', '.join(sorted(profile.credit_marks))}) or debit "
+                    f"({', '.join(sorted(profile.debit_marks))})"
+                )
                 continue
             credit, debit = (signed, None) if signed > 0 else (None, -signed if signed else None)
         if credit and debit:
@@ -523,6 +620,7 @@ def _parse_rows(
             "row": number,
             "sheet": sheet,
             "cells": [_text(c) for c in cells],
+            "balance": _balance(cell(cells, "balance"), profile),
         }
         lines.append(
             (
@@ -564,6 +662,14 @@ def _parse_rows(
         for acct, acct_lines in by_account.items()
     ]
     return TableStatement(statements, (f"header row {header_number}", *columns))
+
+
+def _balance(cell: Cell, profile: StatementProfile) -> int | None:
+    """A line's running balance, shown to staff only (it moves no money): unreadable → None."""
+    try:
+        return _amount(cell, profile)
+    except ValueError:
+        return None
 
 
 def _meta_amount(

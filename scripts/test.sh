@@ -19,6 +19,11 @@ header "ruff check ."
 header "mypy"
 "$VPY" -m mypy
 
+header "lint-imports (layers: api > reconciliation > payments > einvoice > signing > settings)"
+# The import-linter contracts in pyproject.toml: every arrow points down, nothing imports api.
+# --no-cache: the graph takes well under a second to build and the cache folder would litter.
+"$VENV/bin/lint-imports" --no-cache
+
 header "pip-audit (installed packages against PyPI's advisory data)"
 # Fails on any known vulnerability. When packages could not be audited (no advisory data
 # reachable: this build machine's PyPI mirror has no per-version JSON and osv.dev is out of

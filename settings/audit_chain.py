@@ -17,8 +17,14 @@ triggers). What a chain alone cannot show is the loss of its *newest* seals toge
 their records: the chain head (sequence and hash) is therefore logged at every seal, so it can
 be compared with a copy kept elsewhere (see docs/security.md).
 
-Records become sealable once they are final: a correction only when it is ``applied`` (its
-approval is part of what is sealed); the other tables are append-only.
+Records become sealable once they are final (e.g. a correction only when it is ``applied``,
+its approval being part of what is sealed); the other tables are append-only.
+
+Which tables are audit records is not known here: they belong to the packages above, which
+``settings`` may not import or name. The composition root (top layer) lists them, in one
+fixed order, with :func:`register_sources`. One list in one place rather than each package
+registering its own table: the order of the sources is the order records are sealed in, and
+it must not depend on which module a process happened to import first.
 """
 
 from __future__ import annotations
@@ -48,17 +54,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from settings.db import Base, UTCDateTime, load_all_models, utcnow
+from settings.db import Base, UTCDateTime, complete_metadata, utcnow
 
 __all__ = [
     "GENESIS",
-    "SOURCES",
     "AuditSeal",
     "SealReport",
+    "Source",
     "VerifyReport",
     "chain_hash",
+    "register_sources",
     "row_hash",
     "seal",
+    "sources",
     "verify",
 ]
 
@@ -99,7 +107,7 @@ class Source:
     final_values: tuple[str, ...] = ()
 
     def columns(self) -> Table:
-        return load_all_models().tables[self.table]
+        return complete_metadata().tables[self.table]
 
     def final(self, table: Table) -> ColumnElement[bool] | None:
         if self.final_column is None:
@@ -107,15 +115,35 @@ class Source:
         return table.c[self.final_column].in_(self.final_values)
 
 
-SOURCES: tuple[Source, ...] = (
-    Source("receipt_audit_events", "id", ("id",)),
-    Source("payment_exception_actions", "id", ("id",)),
-    Source("recon_corrections", "id", ("requested_at", "id"), "state", ("applied",)),
-    Source("staff_sign_ins", "id", ("id",)),
-    Source("callback_attempts", "id", ("id",)),
-    Source("staff_admin_events", "id", ("id",)),
-)
-_BY_NAME = {s.table: s for s in SOURCES}
+_SOURCES: dict[str, Source] = {}
+"""The registered audit tables by name, in registration (= sealing) order."""
+
+
+def register_sources(*added: Source) -> None:
+    """Adds audit tables to the chain (the composition root calls this once, in a fixed order).
+
+    Registering the same source again is a no-op, so importing the composition root twice is
+    harmless; a different definition under a known table name is refused, because sealed
+    hashes would no longer be recomputed the way they were made.
+    """
+    for source in added:
+        known = _SOURCES.get(source.table)
+        if known is not None and known != source:
+            raise ValueError(f"audit source {source.table!r} is already registered differently")
+        _SOURCES.setdefault(source.table, source)
+
+
+def sources() -> tuple[Source, ...]:
+    """The registered audit tables; refuses to seal or verify against none.
+
+    An empty list would make ``seal`` a silent no-op and ``verify`` report every sealed row as
+    "an unknown table": a process that forgot the composition root must fail loudly.
+    """
+    if not _SOURCES:
+        raise RuntimeError(
+            "no audit sources registered: import the composition root (the top layer) first"
+        )
+    return tuple(_SOURCES.values())
 
 
 def _plain(value: Any) -> Any:
@@ -196,7 +224,7 @@ def seal(session: Session, *, limit: int = 5_000) -> SealReport:
     seq, prev = _head(session)
     report = SealReport()
     left = limit
-    for source in SOURCES:
+    for source in sources():
         report.sealed[source.table] = 0
         if left <= 0:
             continue
@@ -270,6 +298,7 @@ def verify(session: Session, *, batch: int = 1_000) -> VerifyReport:
     """Recomputes the whole chain from the records; stops at the first break."""
     report = VerifyReport()
     prev, expected = GENESIS, 1
+    by_name = {src.table: src for src in sources()}
 
     def broken(seq: int, why: str) -> VerifyReport:
         report.broken_seq, report.broken = seq, why
@@ -281,7 +310,7 @@ def verify(session: Session, *, batch: int = 1_000) -> VerifyReport:
             by_source.setdefault(s.source, []).append(s.row_key)
         records: dict[tuple[str, str], Mapping[Any, Any]] = {}
         for name, keys in by_source.items():
-            source = _BY_NAME.get(name)
+            source = by_name.get(name)
             if source is None:
                 continue
             for key, found in _records(session, source, keys).items():
@@ -295,7 +324,7 @@ def verify(session: Session, *, batch: int = 1_000) -> VerifyReport:
             if chain_hash(prev, s.source, s.row_key, s.row_hash) != s.chain_hash:
                 return broken(s.seq, f"seal of {where} was altered")
             row = records.get((s.source, s.row_key))
-            if s.source not in _BY_NAME:
+            if s.source not in by_name:
                 return broken(s.seq, f"seal names an unknown table {s.source!r}")
             if row is None:
                 return broken(s.seq, f"{where} was deleted after it was sealed")
@@ -304,7 +333,7 @@ def verify(session: Session, *, batch: int = 1_000) -> VerifyReport:
             prev, expected = s.chain_hash, expected + 1
             report.seals += 1
     report.head_hash = prev
-    for source in SOURCES:
+    for source in by_name.values():
         count = select(func.count()).select_from(_unsealed(source).order_by(None).subquery())
         report.unsealed[source.table] = int(session.scalar(count) or 0)
     return report

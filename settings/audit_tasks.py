@@ -1,5 +1,9 @@
-"""Scheduled sealing of the audit trail (see :mod:`settings.audit_chain`): the scheduler runs
-``settings.audit_seal`` every 5 minutes (``settings.worker`` beat entry ``audit-seal``)."""
+"""Scheduled sealing of the audit trail (see :mod:`settings.audit_chain`).
+
+The scheduler runs ``settings.audit_seal`` every 5 minutes: the beat entry ``audit-seal`` is
+registered by the composition root, with every other task module and schedule, which is also
+what registers the audit sources this task seals.
+"""
 
 from __future__ import annotations
 

@@ -18,6 +18,10 @@ revision and compares the row counts with the manifest.
 
 PKCS#11 keys (HSMs, USB tokens) are references only: they are listed in the manifest but the
 key never leaves the token, so the same token must be present after a restore.
+
+Where the key references are stored (which table, which columns) belongs to a package above
+``settings``; the composition root (top layer) says so with :func:`register_key_references`,
+and the tables to count come from the complete metadata it declared.
 """
 
 from __future__ import annotations
@@ -36,15 +40,23 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy import Engine, Table, func, inspect, select, text, update
 from sqlalchemy.engine import make_url
 
 from settings.clock import utcnow
 from settings.config import Settings
-from settings.db import engine_for, load_all_models
+from settings.db import complete_metadata, engine_for
 from settings.errors import ProblemError
 
-__all__ = ["BackupError", "BackupReport", "RestoreReport", "backup", "restore"]
+__all__ = [
+    "BackupError",
+    "BackupReport",
+    "KeyReferences",
+    "RestoreReport",
+    "backup",
+    "register_key_references",
+    "restore",
+]
 
 FORMAT = "motcua-backup/1"
 PG_BIN = Path(os.environ.get("MOTCUA_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -59,6 +71,42 @@ class BackupError(ProblemError):
     status = 400
     title_vi = "Sao lưu hoặc khôi phục không thực hiện được"
     title_en = "Backup or restore failed"
+
+
+@dataclass(frozen=True)
+class KeyReferences:
+    """The column holding each organisation's signing-key reference, keyed by its code."""
+
+    table: str
+    code: str
+    ref: str
+
+    def columns(self) -> Table:
+        return complete_metadata().tables[self.table]
+
+
+_key_references: list[KeyReferences] = []
+
+
+def register_key_references(where: KeyReferences) -> None:
+    """Tells backup and restore where signing-key references live (the composition root).
+
+    One place only: the manifest maps an organisation's code to its reference, so two tables
+    could not share it. Registering the same place again is a no-op (idempotent imports).
+    """
+    if _key_references and _key_references[0] != where:
+        raise ValueError(f"key references are already registered at {_key_references[0]}")
+    if not _key_references:
+        _key_references.append(where)
+
+
+def _key_references_or_fail() -> KeyReferences:
+    """A backup without them would silently leave external PKCS#12 files out of the archive."""
+    if not _key_references:
+        raise RuntimeError(
+            "no key references registered: import the composition root (the top layer) first"
+        )
+    return _key_references[0]
 
 
 @dataclass
@@ -99,7 +147,7 @@ def _sha256(path: Path) -> str:
 
 
 def _row_counts(engine: Engine) -> dict[str, int]:
-    tables = load_all_models().sorted_tables
+    tables = complete_metadata().sorted_tables
     present = set(inspect(engine).get_table_names())
     with engine.connect() as conn:
         return {
@@ -135,8 +183,11 @@ def _sqlite_path(url: str) -> Path:
 
 
 def _key_refs(engine: Engine) -> list[tuple[str, str]]:
+    where = _key_references_or_fail()
+    table = where.columns()
+    code_col, ref_col = table.c[where.code], table.c[where.ref]
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT code, signing_key_ref FROM agencies ORDER BY code"))
+        rows = conn.execute(select(code_col, ref_col).order_by(code_col))
         return [(str(code), str(ref)) for code, ref in rows if ref]
 
 
@@ -370,8 +421,11 @@ def _rewrite_refs(
 ) -> list[str]:
     """Points key references at the restored files (the data folder may have moved)."""
     changed: list[str] = []
+    where = _key_references_or_fail()
+    table = where.columns()
+    code_col, ref_col = table.c[where.code], table.c[where.ref]
     with engine.begin() as conn:
-        rows = conn.execute(text("SELECT code, signing_key_ref FROM agencies")).all()
+        rows = conn.execute(select(code_col, ref_col)).all()
         for code, ref in rows:
             found = _pkcs12_path(str(ref or ""))
             if found is None:
@@ -385,9 +439,6 @@ def _rewrite_refs(
                 continue
             new_ref = f"pkcs12:{new_path}{query}"
             if new_ref != ref:
-                conn.execute(
-                    text("UPDATE agencies SET signing_key_ref = :r WHERE code = :c"),
-                    {"r": new_ref, "c": code},
-                )
+                conn.execute(update(table).where(code_col == code).values({ref_col: new_ref}))
                 changed.append(str(code))
     return changed

@@ -1,7 +1,10 @@
 """The one SQLAlchemy ``Base``, engines and sessions shared by every package.
 
-Each package declares its own tables in its ``models.py`` on this ``Base``; Alembic reads the
-merged metadata (see ``settings/migrations``). SQLite is opened so that every transaction
+Each package declares its own tables in its ``models.py`` on this ``Base``. This module is on
+the ground floor and imports none of them: the composition root at the top imports every
+package's models and then calls :func:`declare_metadata_complete`, after which
+:func:`complete_metadata` hands the merged metadata to Alembic, backups and the audit chain.
+SQLite is opened so that every transaction
 takes the write lock up front (``BEGIN IMMEDIATE``): SQLite has one writer anyway, and this
 turns "database is locked" upgrade failures into orderly waiting, which gapless receipt
 numbering relies on.
@@ -116,13 +119,44 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         session.close()
 
 
-def load_all_models() -> MetaData:
-    """Imports every package's models so the shared metadata is complete (Alembic, tests)."""
-    import api.staff.models  # noqa: F401
-    import einvoice.models  # noqa: F401
-    import payments.callback_models
-    import payments.models  # noqa: F401
-    import reconciliation.models  # noqa: F401
-    import settings.audit_chain  # noqa: F401
+_composed_by: list[str] = []
+"""Who declared the metadata complete (the composition root); empty until then."""
 
+
+def declare_metadata_complete(composer: str) -> None:
+    """The composition root calls this once it has imported every package's models.
+
+    ``settings`` is the ground floor and may not import the packages above it, so it cannot
+    load their models itself; it can only be told. The flag turns "forgot to import the
+    composition root" into a loud error instead of a backup or an audit verification that
+    silently skips the tables it never heard of.
+    """
+    if composer not in _composed_by:
+        _composed_by.append(composer)
+
+
+def metadata_is_complete() -> bool:
+    return bool(_composed_by)
+
+
+def complete_metadata() -> MetaData:
+    """The shared metadata with every package's tables (Alembic, backup, audit chain, tests).
+
+    Raises when no composition root has been imported in this process: a partial metadata
+    would make backups count too few tables and migrations compare against half the schema.
+    """
+    if not _composed_by:
+        raise RuntimeError(
+            "the shared metadata is incomplete: import the composition root (the top layer, "
+            "which imports every package's models) before asking for every table"
+        )
     return Base.metadata
+
+
+def load_all_models() -> MetaData:
+    """Former name of :func:`complete_metadata`, kept for callers outside ``settings``.
+
+    It no longer imports anything (``settings`` may not import the packages above it): the
+    composition root does, and this only checks it has.
+    """
+    return complete_metadata()

@@ -5,12 +5,19 @@ run a worker with beat beside the web app with no service to install. Production
 Durability never rests on the broker: every task's input is a database row (a journaled bank
 event, a paid order without receipt) and the periodic sweep re-dispatches what is left over,
 so a lost message only delays work.
+
+The app is created here, on the ground floor, because every package's ``tasks.py`` decorates
+its tasks with it; but which task modules a worker loads and what beat runs when are facts
+about the packages above, so the composition root (top layer) registers them with
+:func:`register_tasks`. A worker must therefore be started on the composition root's module,
+never on this one: this app alone knows no task and no schedule.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from celery import Celery
@@ -18,8 +25,6 @@ from celery import Celery
 from settings.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-TASK_MODULES = ["payments.tasks", "reconciliation.tasks", "settings.audit_tasks"]
 
 
 def configure(app: Celery, settings: Settings) -> None:
@@ -40,7 +45,7 @@ def configure(app: Celery, settings: Settings) -> None:
 
 def make_celery() -> Celery:
     settings = get_settings()
-    app = Celery("motcua", include=TASK_MODULES)
+    app = Celery("motcua")
     app.conf.update(
         task_ignore_result=True,
         task_acks_late=True,
@@ -49,16 +54,6 @@ def make_celery() -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
         task_publish_retry=False,
-        beat_schedule={
-            "sweep": {"task": "payments.sweep", "schedule": 15.0},
-            "expire-orders": {"task": "payments.expire_orders", "schedule": 60.0},
-            "deliver-callbacks": {"task": "payments.deliver_callbacks", "schedule": 5.0},
-            "receipt-emails": {"task": "payments.send_receipt_emails", "schedule": 30.0},
-            "close-due": {"task": "reconciliation.close_due", "schedule": 300.0},
-            "error-notices": {"task": "reconciliation.send_error_notices", "schedule": 300.0},
-            "resend-summaries": {"task": "reconciliation.resend_summaries", "schedule": 300.0},
-            "audit-seal": {"task": "settings.audit_seal", "schedule": 300.0},
-        },
         timezone="UTC",
     )
     configure(app, settings)
@@ -66,6 +61,24 @@ def make_celery() -> Celery:
 
 
 celery_app = make_celery()
+
+
+def register_tasks(
+    app: Celery, modules: Iterable[str], beat_schedule: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Tells ``app`` which task modules a worker imports and what beat runs (composition root).
+
+    Modules are given by name, not imported here: the worker imports them when it starts
+    (Celery's ``include``), before its ``worker_process_init``/``worker_ready`` signals fire,
+    so the hooks those modules connect run in every worker process, and a process that only
+    migrates or backs up does not pay for importing every task. Idempotent: the composition
+    root may be imported more than once (``celery -A`` and the CLI in the same process).
+    """
+    include = list(app.conf.include or ())
+    include += [m for m in modules if m not in include]
+    schedule = dict(app.conf.beat_schedule or {})
+    schedule.update({name: dict(entry) for name, entry in beat_schedule.items()})
+    app.conf.update(include=include, beat_schedule=schedule)
 
 
 BROKER_BACKOFF_SECONDS = 5.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -317,6 +318,149 @@ def has_signing_key_usage(cert: x509.Certificate) -> bool:
     return usage.digital_signature and usage.content_commitment
 
 
+EXPIRY_WARNING_DAYS = 30
+"""An administrator is warned this many days before the certificate ends."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong (or about to be) with a signing certificate, in both languages."""
+
+    problem: CertificateProblem | None
+    """The refusal code when signing must stop for it; ``None`` for an early warning."""
+    severity: str
+    """``bad`` (no legally valid signature possible) or ``warn``."""
+    message_vi: str
+    message_en: str
+
+
+@dataclass(frozen=True)
+class CertificateAssessment:
+    """Every rule a signing certificate must meet, judged at one moment, with all findings.
+
+    The issuer refuses on the first blocking finding (:func:`check_signing_certificate`); the
+    admin page shows them all. One assessment, so the two can never disagree.
+    """
+
+    findings: tuple[Finding, ...]
+    tax_code: str | None
+    tax_code_matches: bool
+    development: bool
+    key_usage_ok: bool
+    days_left: int
+
+    @property
+    def level(self) -> str:
+        severities = {f.severity for f in self.findings}
+        return "bad" if "bad" in severities else ("warn" if severities else "ok")
+
+    def blocking(self, *, allow_development: bool) -> Finding | None:
+        """The first finding that forbids signing, in the order the issuer has always used:
+        validity, key usage, tax code present, tax code equal, development certificate."""
+        order = [
+            CertificateProblem.NOT_YET_VALID,
+            CertificateProblem.EXPIRED,
+            CertificateProblem.KEY_USAGE,
+            CertificateProblem.NO_MST,
+            CertificateProblem.MST_MISMATCH,
+        ]
+        if not allow_development:
+            order.append(CertificateProblem.DEVELOPMENT)
+        by_problem = {f.problem: f for f in self.findings if f.problem is not None}
+        return next((by_problem[p] for p in order if p in by_problem), None)
+
+
+def assess_certificate(
+    cert: x509.Certificate, expected_tax_code: str, now: datetime
+) -> CertificateAssessment:
+    """Judges ``cert`` for the organisation with ``expected_tax_code`` at ``now``."""
+    moment = _now(now)
+    found_bad: list[Finding] = []
+    found_warn: list[Finding] = []
+    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    days_left = (not_after - moment).days
+    if moment > not_after:
+        found_bad.append(
+            Finding(
+                CertificateProblem.EXPIRED,
+                "bad",
+                "Chứng thư số đã hết hạn",
+                "The certificate has expired",
+            )
+        )
+    elif moment < not_before:
+        found_bad.append(
+            Finding(
+                CertificateProblem.NOT_YET_VALID,
+                "bad",
+                "Chứng thư số chưa đến ngày hiệu lực",
+                "The certificate is not valid yet",
+            )
+        )
+    elif days_left < EXPIRY_WARNING_DAYS:
+        found_warn.append(
+            Finding(
+                None,
+                "warn",
+                f"Chứng thư số hết hạn sau {days_left} ngày: cần gia hạn ngay",
+                f"The certificate expires in {days_left} days: renew it now",
+            )
+        )
+    usage_ok = has_signing_key_usage(cert)
+    if not usage_ok:
+        found_bad.append(
+            Finding(
+                CertificateProblem.KEY_USAGE,
+                "bad",
+                "Mục đích sử dụng khóa không cho phép ký số (digitalSignature) và chống chối bỏ "
+                "(nonRepudiation)",
+                "The key usage does not allow digitalSignature and nonRepudiation",
+            )
+        )
+    tax_code = tax_code_of(cert)
+    matches = tax_code is not None and same_tax_code(tax_code, expected_tax_code)
+    if tax_code is None:
+        found_bad.append(
+            Finding(
+                CertificateProblem.NO_MST,
+                "bad",
+                "Chứng thư số không có mã số thuế (UID=MST:…)",
+                "The certificate carries no tax code (UID=MST:…)",
+            )
+        )
+    elif not matches:
+        found_bad.append(
+            Finding(
+                CertificateProblem.MST_MISMATCH,
+                "bad",
+                f"Mã số thuế trên chứng thư ({tax_code}) khác mã số thuế của đơn vị "
+                f"({expected_tax_code})",
+                f"The certificate's tax code ({tax_code}) differs from the agency's "
+                f"({expected_tax_code})",
+            )
+        )
+    development = is_development(cert)
+    if development:
+        found_warn.append(
+            Finding(
+                CertificateProblem.DEVELOPMENT,
+                "warn",
+                "Chứng thư số thử nghiệm: KHÔNG có giá trị pháp lý; biên lai ký bằng "
+                "chứng thư này không được dùng thật",
+                "Development certificate: NOT legally valid; receipts signed with it "
+                "must not be used for real",
+            )
+        )
+    return CertificateAssessment(
+        findings=tuple(found_bad + found_warn),
+        tax_code=tax_code,
+        tax_code_matches=matches,
+        development=development,
+        key_usage_ok=usage_ok,
+        days_left=days_left,
+    )
+
+
 def check_signing_certificate(
     cert: x509.Certificate,
     expected_tax_code: str,
@@ -326,47 +470,11 @@ def check_signing_certificate(
     """Refuse a certificate that may not sign for the organisation with ``expected_tax_code``.
 
     Checked before signing so that no legally void original is ever issued. Raises
-    :class:`~signing.errors.CertificateRejected` with the first failing cause, in this order:
-    validity period, key usage, tax code present, tax code equal, development certificate.
+    :class:`~signing.errors.CertificateRejected` with the first blocking finding of
+    :func:`assess_certificate`.
     """
-    moment = _now(now)
-    if moment < cert.not_valid_before_utc:
-        start = cert.not_valid_before_utc.isoformat()
-        raise CertificateRejected(
-            CertificateProblem.NOT_YET_VALID,
-            f"the certificate is not valid before {start}",
-            f"chứng thư số chưa có hiệu lực (hiệu lực từ {start})",
-        )
-    if moment > cert.not_valid_after_utc:
-        end = cert.not_valid_after_utc.isoformat()
-        raise CertificateRejected(
-            CertificateProblem.EXPIRED,
-            f"the certificate expired on {end}",
-            f"chứng thư số đã hết hạn ngày {end}",
-        )
-    if not has_signing_key_usage(cert):
-        raise CertificateRejected(
-            CertificateProblem.KEY_USAGE,
-            "the certificate's key usage does not allow digitalSignature and nonRepudiation",
-            "mục đích sử dụng khóa của chứng thư số không cho phép ký số (digitalSignature) "
-            "và chống chối bỏ (nonRepudiation)",
-        )
-    found = tax_code_of(cert)
-    if found is None:
-        raise CertificateRejected(
-            CertificateProblem.NO_MST,
-            "the certificate subject carries no tax code (UID=MST:...)",
-            "chứng thư số không chứa mã số thuế (UID=MST:...)",
-        )
-    if not same_tax_code(found, expected_tax_code):
-        raise CertificateRejected(
-            CertificateProblem.MST_MISMATCH,
-            f"the certificate belongs to tax code {found}, not {expected_tax_code}",
-            f"chứng thư số thuộc mã số thuế {found}, không phải {expected_tax_code}",
-        )
-    if not allow_development and is_development(cert):
-        raise CertificateRejected(
-            CertificateProblem.DEVELOPMENT,
-            "a development certificate has no legal validity and is not allowed here",
-            "chứng thư số thử nghiệm không có giá trị pháp lý và không được phép sử dụng",
-        )
+    finding = assess_certificate(cert, expected_tax_code, now).blocking(
+        allow_development=allow_development
+    )
+    if finding is not None and finding.problem is not None:
+        raise CertificateRejected(finding.problem, finding.message_en, finding.message_vi)

@@ -24,6 +24,7 @@ from infra.clock import ZONE, Clock, moment, run_start, set_run_start
 os.environ.setdefault("MOTCUA_DATA_DIR", "/tmp/motcua-test-unused")
 os.environ["MOTCUA_TASK_EAGER"] = "true"
 
+import api.composition  # noqa: F401 - every table, task module, audit source (settings is a leaf)
 from settings.config import Settings, get_settings
 from settings.db import engine_for
 from settings.migrate import upgrade

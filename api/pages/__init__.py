@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.pages import admin, counter, desk, portal, web
+from api.pages import admin, counter, desk, portal, statements, web
 
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     web.router,
@@ -17,6 +17,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     portal.router,
     desk.router,
     admin.router,
+    statements.router,
 )
 
 __all__ = ["PAGE_ROUTERS"]

@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, SettingsDep, unit_of_work
-from api.pages.web import page_staff, page_staff_csrf, render
+from api.pages.web import page_staff, page_staff_csrf
+from api.rendering import render
 from api.staff.deps import ClockDep, StaffContext, ensure_same_agency
 from api.staff.models import Role, StaffAccount, StaffAdminEvent
 from api.staff.sessions import (
@@ -47,7 +48,7 @@ from payments.errors import CatalogImportError, InvalidInput
 from payments.models import Agency, ApiClient, BankFeedCredential, FeeItem, Procedure
 from settings.config import Profile
 from settings.errors import ProblemError
-from signing.certs import has_signing_key_usage, is_development, same_tax_code, tax_code_of
+from signing.certs import assess_certificate
 from signing.keys import load_key_source
 
 __all__ = ["CertificateStatus", "certificate_status", "router"]
@@ -889,73 +890,24 @@ class CertificateStatus:
 def _describe(
     cert: x509.Certificate, agency: Agency, now: datetime, kind: str
 ) -> CertificateStatus:
-    bad: list[tuple[str, str]] = []
-    warn: list[tuple[str, str]] = []
-    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
-    days_left = (not_after - now).days
-    found = tax_code_of(cert)
-    matches = found is not None and same_tax_code(found, agency.tax_code)
-    development = is_development(cert)
-    usage_ok = has_signing_key_usage(cert)
-    if now > not_after:
-        bad.append(("Chứng thư số đã hết hạn", "The certificate has expired"))
-    elif now < not_before:
-        bad.append(("Chứng thư số chưa đến ngày hiệu lực", "The certificate is not valid yet"))
-    elif days_left < EXPIRY_WARNING_DAYS:
-        warn.append(
-            (
-                f"Chứng thư số hết hạn sau {days_left} ngày: cần gia hạn ngay",
-                f"The certificate expires in {days_left} days: renew it now",
-            )
-        )
-    if found is None:
-        bad.append(
-            (
-                "Chứng thư số không có mã số thuế (UID=MST:…)",
-                "The certificate carries no tax code (UID=MST:…)",
-            )
-        )
-    elif not matches:
-        bad.append(
-            (
-                f"Mã số thuế trên chứng thư ({found}) khác mã số thuế của đơn vị "
-                f"({agency.tax_code})",
-                f"The certificate's tax code ({found}) differs from the agency's "
-                f"({agency.tax_code})",
-            )
-        )
-    if not usage_ok:
-        bad.append(
-            (
-                "Khóa không được phép ký số và chống chối bỏ",
-                "The key usage does not allow digitalSignature and nonRepudiation",
-            )
-        )
-    if development:
-        warn.append(
-            (
-                "Chứng thư số thử nghiệm: KHÔNG có giá trị pháp lý; biên lai ký bằng "
-                "chứng thư này không được dùng thật",
-                "Development certificate: NOT legally valid; receipts signed with it "
-                "must not be used for real",
-            )
-        )
+    """The issuer's own assessment (:func:`signing.certs.assess_certificate`), shown whole."""
+    assessment = assess_certificate(cert, agency.tax_code, now)
     return CertificateStatus(
         configured=True,
-        level="bad" if bad else ("warn" if warn else "ok"),
-        problems=tuple(bad + warn),
+        level=assessment.level,
+        problems=tuple((f.message_vi, f.message_en) for f in assessment.findings),
         key_kind=kind,
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
         serial=format(cert.serial_number, "X"),
-        not_before=not_before,
-        not_after=not_after,
-        days_left=days_left,
-        tax_code=found,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        days_left=assessment.days_left,
+        tax_code=assessment.tax_code,
         agency_tax_code=agency.tax_code,
-        tax_code_matches=matches,
-        development=development,
-        key_usage_ok=usage_ok,
+        tax_code_matches=assessment.tax_code_matches,
+        development=assessment.development,
+        key_usage_ok=assessment.key_usage_ok,
     )
 
 

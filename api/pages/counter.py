@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, SettingsDep, unit_of_work
-from api.pages.web import page_staff, page_staff_csrf, render
+from api.pages.web import page_staff, page_staff_csrf
+from api.rendering import render
 from api.schemas import PaymentOrderIn
 from api.staff.deps import ClockDep, StaffContext
 from einvoice.lifecycle import REASON_MAX, REASON_MIN, error_notices_for, original_content

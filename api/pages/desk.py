@@ -23,15 +23,14 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from api.deps import EngineDep, SettingsDep, unit_of_work
-from api.pages.web import page_staff, page_staff_csrf, render, vnd
-from api.routes.closes import (
-    EXPORT_TYPES,
-    attachment,
-    breaks_of,
-    issue_after_correction,
-    revenue_export,
-)
-from api.routes.exceptions import (
+from api.downloads import attachment, revenue_export
+from api.pages.web import page_staff, page_staff_csrf
+from api.rendering import render, vnd
+from api.staff.deps import StaffContext
+from api.staff.models import Role
+from payments.exceptions import actions_of, list_exceptions
+from payments.models import Agency, BankCredit, PaymentException, PaymentOrder
+from payments.usecases.exceptions import (
     ManualMatchIn,
     RefundIn,
     ResolutionIn,
@@ -39,18 +38,18 @@ from api.routes.exceptions import (
     resolve_refund,
     resolve_topup,
 )
-from api.staff.deps import StaffContext
-from api.staff.models import Role
-from payments.exceptions import actions_of, list_exceptions
-from payments.models import Agency, BankCredit, PaymentException, PaymentOrder
+from payments.usecases.follow_ups import run_after_commit
 from reconciliation.close import has_later_records, latest_close
-from reconciliation.corrections import ACTIONS, approve_correction, request_correction
+from reconciliation.corrections import ACTIONS
 from reconciliation.day import BusinessDay
 from reconciliation.errors import BreakNotFound
 from reconciliation.models import Correction, DailyClose, ReconBreak, TaxSubmission
+from reconciliation.presenters import breaks_of
 from reconciliation.revenue import revenue_for
-from reconciliation.service import close_day
 from reconciliation.tax_summary import COVERED
+from reconciliation.usecases import EXPORT_TYPES, run_close
+from reconciliation.usecases import approve as approve_correction
+from reconciliation.usecases import request as request_correction
 from settings.db import utcnow
 from settings.errors import ProblemError
 
@@ -446,7 +445,7 @@ def bar_chart(
 
 
 def _t(request: Request) -> Any:
-    from api.pages.web import lang_of
+    from api.rendering import lang_of
 
     lang = lang_of(request)
     return lambda vi, en: en if lang == "en" else vi
@@ -500,7 +499,7 @@ def desk_close(
 ) -> Response:
     """Runs ``close_day`` exactly as ``POST /api/v1/closes`` does, in the member's name."""
     with unit_of_work(engine) as session:
-        close_day(session, settings, staff.agency_code, day, actor=staff.username)
+        run_close(session, settings, staff.agency_code, day, staff.username)
     return RedirectResponse(f"/staff/desk/days/{day.isoformat()}?ok=closed", status_code=303)
 
 
@@ -672,7 +671,7 @@ def desk_correct(
             if not digits.isdigit():
                 raise DeskInputInvalid("amount: số nguyên đồng / a whole number of đồng")
             params["amount"] = int(digits)
-        c = request_correction(
+        c, follow_ups = request_correction(
             session,
             break_id,
             agency_id=staff.agency_id,
@@ -681,8 +680,8 @@ def desk_correct(
             actor=staff.username,
             params=params,
         )
-        state, applied_params = c.state, dict(c.params)
-    issue_after_correction(action, state, applied_params)
+        state = c.state
+    run_after_commit(follow_ups)
     ok = "applied" if state == "applied" else "proposed"
     return RedirectResponse(f"/staff/desk/breaks/{break_id}?ok={ok}", status_code=303)
 
@@ -691,11 +690,11 @@ def desk_correct(
 def desk_approve(correction_id: str, staff: DeskPost, engine: EngineDep) -> Response:
     """Four eyes: ``approve_correction`` refuses the proposer (compared by username)."""
     with unit_of_work(engine) as session:
-        c = approve_correction(
+        c, follow_ups = approve_correction(
             session, correction_id, agency_id=staff.agency_id, approver=staff.username
         )
-        action, state, params, break_id = c.action, c.state, dict(c.params), c.break_id
-    issue_after_correction(action, state, params)
+        break_id = c.break_id
+    run_after_commit(follow_ups)
     return RedirectResponse(f"/staff/desk/breaks/{break_id}?ok=approved", status_code=303)
 
 
@@ -894,7 +893,9 @@ def desk_match(
     with unit_of_work(engine) as session:
         order_id = _order_id(session, staff.agency_id, order)
     body = _parse(ManualMatchIn, order_id=order_id, reason=reason, refund_excess=refund_excess)
-    resolve_match(engine, staff.agency_id, exception_id, body, staff.username)
+    with unit_of_work(engine) as session:
+        _, follow_ups = resolve_match(session, staff.agency_id, exception_id, body, staff.username)
+    run_after_commit(follow_ups)
     return _back_to_queue(exception_id, "matched")
 
 
@@ -906,7 +907,8 @@ def desk_topup(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     body = _parse(ResolutionIn, reason=reason)
-    resolve_topup(engine, staff.agency_id, exception_id, body, staff.username)
+    with unit_of_work(engine) as session:
+        resolve_topup(session, staff.agency_id, exception_id, body, staff.username)
     return _back_to_queue(exception_id, "topup")
 
 
@@ -930,5 +932,6 @@ def desk_refund(
         payer_account=payer_account.strip() or None,
         payer_bank=payer_bank.strip() or None,
     )
-    resolve_refund(engine, staff.agency_id, exception_id, body, staff.username)
+    with unit_of_work(engine) as session:
+        resolve_refund(session, staff.agency_id, exception_id, body, staff.username)
     return _back_to_queue(exception_id, "refund")

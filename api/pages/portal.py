@@ -36,15 +36,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import EngineDep, SettingsDep, unit_of_work
-from api.pages.web import render
 from api.ratelimit import rate_limit
-from api.routes import receipts as receipt_routes
+from api.rendering import render
 from einvoice.models import Receipt
 from payments.card_payments import gateway_from_settings, start_card_payment
 from payments.errors import NotFound, UnknownAgency
 from payments.models import Agency, FeeItem, PaymentOrder, Procedure
 from payments.orders import get_order
 from payments.presenters import order_json, receipt_links
+from payments.usecases.receipts import display_copy, display_copy_name, receipt_chain
 from payments.vietqr import BANK_NAMES
 from settings.clock import local_today
 from settings.db import utcnow
@@ -55,7 +55,6 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
 MAX_LOOKUP_ORDERS = 50
-MAX_REPLACEMENT_CHAIN = 10
 POLL_MS = 2000
 _FACTOR_RE = re.compile(r"^[0-9A-Za-z]{4}$")
 
@@ -79,15 +78,8 @@ def fold(text: str) -> str:
 
 def current_receipt(session: Session, receipt_id: str | None) -> Receipt | None:
     """The receipt in force for an order: its own, or the last replacement of it."""
-    receipt = session.get(Receipt, receipt_id) if receipt_id else None
-    for _ in range(MAX_REPLACEMENT_CHAIN):
-        if receipt is None or receipt.replaced_by_id is None:
-            break
-        newer = session.get(Receipt, receipt.replaced_by_id)
-        if newer is None:
-            break
-        receipt = newer
-    return receipt
+    chain = receipt_chain(session, receipt_id)
+    return chain[-1] if chain else None
 
 
 def _downloads(order_id: str) -> dict[str, str]:
@@ -171,35 +163,43 @@ def pay_card(order_id: str, engine: EngineDep, settings: SettingsDep) -> dict[st
     }
 
 
-def _order_receipt_id(engine: Any, order_id: str) -> str:
-    with unit_of_work(engine) as session:
-        receipt = current_receipt(session, get_order(session, order_id).receipt_id)
-        if receipt is None:
-            raise NotFound(
-                f"order {order_id} has no receipt yet / chưa có biên lai", code="receipt_not_found"
-            )
-        return receipt.id
+def _order_receipt(session: Session, order_id: str) -> Receipt:
+    receipt = current_receipt(session, get_order(session, order_id).receipt_id)
+    if receipt is None:
+        raise NotFound(
+            f"order {order_id} has no receipt yet / chưa có biên lai", code="receipt_not_found"
+        )
+    return receipt
 
 
-def _attachment(response: Response) -> Response:
-    disposition = response.headers.get("content-disposition", "")
-    response.headers["content-disposition"] = disposition.replace("inline;", "attachment;", 1)
-    response.headers["cache-control"] = "no-store"
-    return response
+def _download(body: bytes, media_type: str, name: str) -> Response:
+    return Response(
+        body,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/pay/{order_id}/bien-lai.pdf")
 def pay_receipt_pdf(order_id: str, engine: EngineDep, settings: SettingsDep) -> Response:
     """The receipt's PDF display copy, downloadable by whoever holds the order's link."""
-    receipt_id = _order_receipt_id(engine, order_id)
-    return _attachment(receipt_routes.pdf(receipt_id, engine, settings))
+    with unit_of_work(engine) as session:
+        receipt = _order_receipt(session, order_id)
+        body = display_copy(session, settings, receipt)
+        name = display_copy_name(receipt, "pdf")
+    return _download(body, "application/pdf", name)
 
 
 @router.get("/pay/{order_id}/bien-lai.xml")
 def pay_receipt_xml(order_id: str, engine: EngineDep) -> Response:
     """The signed XML legal original of the order's receipt."""
-    receipt_id = _order_receipt_id(engine, order_id)
-    return _attachment(receipt_routes.xml(receipt_id, engine))
+    with unit_of_work(engine) as session:
+        receipt = _order_receipt(session, order_id)
+        body, name = receipt.xml, display_copy_name(receipt, "xml")
+    return _download(body, "application/xml", name)
 
 
 # --------------------------------------------------------------------------- look-up
@@ -247,14 +247,7 @@ def lookup_orders(session: Session, dossier_code: str, factor: str) -> list[dict
     for order in rows:
         if not _factor_matches(order.payer or {}, factor):
             continue
-        receipts: list[dict[str, Any]] = []
-        receipt = session.get(Receipt, order.receipt_id) if order.receipt_id else None
-        for _ in range(MAX_REPLACEMENT_CHAIN):
-            if receipt is None:
-                break
-            receipts.append(_receipt_row(receipt))
-            newer = receipt.replaced_by_id
-            receipt = session.get(Receipt, newer) if newer else None
+        receipts = [_receipt_row(r) for r in receipt_chain(session, order.receipt_id)]
         found.append(
             {
                 "id": order.id,

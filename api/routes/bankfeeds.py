@@ -19,8 +19,8 @@ from payments.credentials import authenticate_bank_feed
 from payments.errors import Unauthorized
 from payments.models import Agency, BankEvent, BankFeedCredential
 from payments.order_intake import OrderIntake
+from payments.usecases.follow_ups import ProcessBankEvent, run_after_commit
 from settings.db import utcnow
-from settings.worker import dispatch
 
 router = APIRouter(prefix="/api/v1/bank-feeds", tags=["bank feeds"])
 
@@ -42,9 +42,7 @@ def _receive(
         event, created = journal(session, agency, raw)
         event_id, pending = event.id, event.processed_at is None
     if pending:
-        from payments.tasks import process_bank_event
-
-        dispatch(process_bank_event, event_id)
+        run_after_commit((ProcessBankEvent(event_id),))
     return event_id, created
 
 
@@ -114,9 +112,7 @@ async def sepay(
         agency_id, "sepay", str(payload.id), raw, utcnow()
     )
     if pending:
-        from payments.tasks import process_bank_event
-
-        await run_in_threadpool(dispatch, process_bank_event, event_id)
+        await run_in_threadpool(run_after_commit, (ProcessBankEvent(event_id),))
     return {"success": True}
 
 

@@ -19,7 +19,7 @@ from payments.card_payments import (
 )
 from payments.errors import InvalidInput
 from payments.orders import get_order
-from settings.worker import dispatch
+from payments.usecases.follow_ups import ProcessCardEvent, run_after_commit
 
 router = APIRouter(tags=["card"])
 
@@ -67,9 +67,7 @@ async def webhook(
 
     event_id = await run_in_threadpool(journal)
     if event_id is not None:
-        from payments.tasks import process_card_event
-
-        await run_in_threadpool(dispatch, process_card_event, event_id)
+        await run_in_threadpool(run_after_commit, (ProcessCardEvent(event_id),))
     return {"received": True, "journaled": event_id is not None}
 
 

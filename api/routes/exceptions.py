@@ -10,55 +10,26 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from api.deps import EngineDep, unit_of_work
-from api.routes.closes import AccountantCsrfDep, AccountantDep
-from payments.exceptions import (
-    actions_of,
-    get_exception,
-    list_exceptions,
-    match_manually,
-    record_refund_instruction,
-    request_topup,
-)
+from api.staff.deps import AccountantCsrfDep, AccountantDep
+from payments.exceptions import actions_of, list_exceptions
 from payments.models import BankCredit, PaymentException
-from payments.orders import get_order
 from payments.presenters import iso
-from settings.worker import dispatch
+from payments.usecases.exceptions import (
+    ManualMatchIn,
+    RefundIn,
+    ResolutionIn,
+    resolve_match,
+    resolve_refund,
+    resolve_topup,
+)
+from payments.usecases.follow_ups import run_after_commit
 
-__all__ = [
-    "ManualMatchIn",
-    "RefundIn",
-    "ResolutionIn",
-    "exception_json",
-    "resolve_match",
-    "resolve_refund",
-    "resolve_topup",
-    "router",
-]
+__all__ = ["exception_json", "router"]
 
 router = APIRouter(prefix="/api/v1/payment-exceptions", tags=["exceptions queue"])
-
-
-class ResolutionIn(BaseModel):
-    """Why; the deciding person is the signed-in member, so there is no ``actor`` field."""
-
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=5, max_length=500)
-
-
-class ManualMatchIn(ResolutionIn):
-    order_id: str = Field(min_length=1, max_length=32)
-    refund_excess: bool = False
-
-
-class RefundIn(ResolutionIn):
-    amount: StrictInt = Field(gt=0, lt=10**13)
-    payer_account: str | None = Field(default=None, max_length=34)
-    payer_bank: str | None = Field(default=None, max_length=100)
 
 
 def exception_json(session: Session, exc: PaymentException) -> dict[str, Any]:
@@ -94,50 +65,6 @@ def exception_json(session: Session, exc: PaymentException) -> dict[str, Any]:
     }
 
 
-def resolve_match(
-    engine: Engine, agency_id: str, exception_id: str, body: ManualMatchIn, actor: str
-) -> dict[str, Any]:
-    """Shared by the API and the desk page: match, commit, then issue the order's receipt."""
-    with unit_of_work(engine) as session:
-        exc = get_exception(session, exception_id, agency_id)
-        order = get_order(session, body.order_id, agency_id=agency_id, lock=True)
-        match_manually(
-            session, exc, order, actor=actor, reason=body.reason, refund_excess=body.refund_excess
-        )
-        result = exception_json(session, exc)
-        order_id = order.id
-    from payments.tasks import issue_receipt
-
-    dispatch(issue_receipt, order_id)
-    return result
-
-
-def resolve_topup(
-    engine: Engine, agency_id: str, exception_id: str, body: ResolutionIn, actor: str
-) -> dict[str, Any]:
-    with unit_of_work(engine) as session:
-        exc = get_exception(session, exception_id, agency_id)
-        request_topup(session, exc, actor=actor, reason=body.reason)
-        return exception_json(session, exc)
-
-
-def resolve_refund(
-    engine: Engine, agency_id: str, exception_id: str, body: RefundIn, actor: str
-) -> dict[str, Any]:
-    with unit_of_work(engine) as session:
-        exc = get_exception(session, exception_id, agency_id)
-        record_refund_instruction(
-            session,
-            exc,
-            actor=actor,
-            reason=body.reason,
-            amount=body.amount,
-            payer_account=body.payer_account,
-            payer_bank=body.payer_bank,
-        )
-        return exception_json(session, exc)
-
-
 @router.get("", summary="Open (or all) exceptions of the accountant's agency")
 def list_(
     staff: AccountantDep,
@@ -153,18 +80,28 @@ def list_(
 def match(
     exception_id: str, body: ManualMatchIn, staff: AccountantCsrfDep, engine: EngineDep
 ) -> dict[str, Any]:
-    return resolve_match(engine, staff.agency_id, exception_id, body, staff.username)
+    with unit_of_work(engine) as session:
+        exc, follow_ups = resolve_match(
+            session, staff.agency_id, exception_id, body, staff.username
+        )
+        result = exception_json(session, exc)
+    run_after_commit(follow_ups)
+    return result
 
 
 @router.post("/{exception_id}/request-topup", summary="Ask the payer for the difference (audited)")
 def topup(
     exception_id: str, body: ResolutionIn, staff: AccountantCsrfDep, engine: EngineDep
 ) -> dict[str, Any]:
-    return resolve_topup(engine, staff.agency_id, exception_id, body, staff.username)
+    with unit_of_work(engine) as session:
+        exc = resolve_topup(session, staff.agency_id, exception_id, body, staff.username)
+        return exception_json(session, exc)
 
 
 @router.post("/{exception_id}/refund", summary="Record a refund instruction to the payer (audited)")
 def refund(
     exception_id: str, body: RefundIn, staff: AccountantCsrfDep, engine: EngineDep
 ) -> dict[str, Any]:
-    return resolve_refund(engine, staff.agency_id, exception_id, body, staff.username)
+    with unit_of_work(engine) as session:
+        exc = resolve_refund(session, staff.agency_id, exception_id, body, staff.username)
+        return exception_json(session, exc)

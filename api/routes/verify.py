@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from api.deps import EngineDep, SettingsDep, unit_of_work
-from api.pages.web import render
+from api.rendering import render
 from einvoice.amount_words import amount_in_words
 from einvoice.errors import FileTooLarge
 from einvoice.lifecycle import original_content

@@ -166,3 +166,15 @@ def ensure_same_agency(staff: StaffContext, obj: T | None, *, reveal: bool = Fal
         title_vi="Không tìm thấy",
         title_en="Not found",
     )
+
+
+AccountantDep = Annotated[StaffContext, Depends(require_role(Role.ACCOUNTANT))]
+"""Reading the close, breaks, exceptions and reports: a signed-in accountant of the agency."""
+
+
+async def _accountant_csrf(request: Request, staff: AccountantDep) -> StaffContext:
+    return await require_csrf(request, staff)
+
+
+AccountantCsrfDep = Annotated[StaffContext, Depends(_accountant_csrf)]
+"""Changing anything (close, correct, approve, resolve): an accountant plus the CSRF token."""

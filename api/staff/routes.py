@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from api import problems
 from api.deps import EngineDep, SettingsDep, unit_of_work
-from api.pages.web import render, safe_next
 from api.ratelimit import rate_limit
+from api.rendering import render, safe_next
 from api.staff.deps import COOKIE_NAME, ClockDep, CsrfStaffDep, StaffDep
 from api.staff.sessions import (
     ABSOLUTE_TIMEOUT,

@@ -31,6 +31,8 @@ HEADER = [
     "retention_percent",
     "legal_basis",
 ]
+OPTIONAL_HEADER = ["tariff", "reductions"]
+"""The optional tariff columns (issue 14), after the required ones."""
 INTEGER = re.compile(r"[1-9][0-9]*")
 
 
@@ -42,9 +44,9 @@ def raw() -> bytes:
 @pytest.fixture(scope="module")
 def rows(raw: bytes) -> list[dict[str, str]]:
     reader = csv.DictReader(io.StringIO(raw.decode("utf-8"), newline=""))
-    assert reader.fieldnames == HEADER
+    assert reader.fieldnames == HEADER + OPTIONAL_HEADER
     result = list(reader)
-    assert all(None not in row and len(row) == len(HEADER) for row in result)
+    assert all(None not in row and len(row) == len(reader.fieldnames) for row in result)
     return result
 
 
@@ -61,7 +63,7 @@ def test_utf8_without_bom(raw: bytes) -> None:
 
 def test_header_exact(raw: bytes) -> None:
     first_line = raw.decode("utf-8").splitlines()[0]
-    assert first_line == ",".join(HEADER)
+    assert first_line == ",".join(HEADER + OPTIONAL_HEADER)
 
 
 def test_size_and_spread(rows: list[dict[str, str]]) -> None:
@@ -132,3 +134,31 @@ def test_contract_example_is_orderable(rows: list[dict[str, str]]) -> None:
     assert ct_bs["amount"] == "2000"
     assert ct_bs["unit"] == "trang"
     assert ct_bs["max_amount"] == "200000"
+
+
+def test_certification_items_carry_the_law_s_tariff(rows: list[dict[str, str]]) -> None:
+    # Circular 226/2016/TT-BTC: the per-page copies and the flat items, with their basis and date
+    per_page = "2000/trang; từ trang 3: 1000/trang; tối đa 200000/bản"
+    expected = {
+        "CT-BS": per_page,
+        "CT-BSNN": per_page,
+        "CT-BSHD": per_page,
+        "CT-CK": "10000/trường hợp",
+        "CT-CKND": "10000/trường hợp",
+        "CT-HD": "50000/hợp đồng",
+        "CT-SDHD": "30000/hợp đồng",
+        "CT-SLHD": "25000/hợp đồng",
+    }
+    for row in rows:
+        if row["fee_code"] in expected:
+            assert row["tariff"] == expected[row["fee_code"]], row
+            assert row["legal_basis"].startswith("Thông tư 226/2016/TT-BTC"), row
+            assert "hiệu lực từ" in row["legal_basis"], row
+
+
+def test_a_value_banded_and_a_reduced_item(rows: list[dict[str, str]]) -> None:
+    banded = [r for r in rows if r["tariff"].startswith("giá trị từ 0:")]
+    reduced = [r for r in rows if r["reductions"]]
+    assert banded and reduced
+    assert all(r["legal_basis"] for r in banded + reduced)
+    assert all(" theo " in r["reductions"] for r in reduced)  # each reduction has its basis

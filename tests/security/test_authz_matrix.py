@@ -49,11 +49,12 @@ from payments.agencies import add_agency
 from payments.catalog import import_catalog
 from payments.credentials import add_bank_feed, add_client
 from payments.models import FeeItem, PaymentException, Procedure
+from payments.statement_profile_store import save_profile
 from reconciliation.corrections import request_correction
 from reconciliation.models import ReconBreak
 from reconciliation.service import close_day
 from settings.config import Settings
-from settings.db import session_scope
+from settings.db import session_scope, utcnow
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,11 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/staff/admin/catalog/import"): staff("admin"),
     ("GET", "/staff/admin/catalog/fees/{fee_id}"): staff("admin", "fee_id"),
     ("POST", "/staff/admin/catalog/fees/{fee_id}/price"): staff("admin", "fee_id"),
+    ("GET", "/staff/admin/statements"): staff("admin"),
+    ("POST", "/staff/admin/statements/preview"): staff("admin"),
+    ("POST", "/staff/admin/statements/profiles"): staff("admin"),
+    ("POST", "/staff/admin/statements/profiles/{profile_id}/delete"): staff("admin", "profile_id"),
+    ("POST", "/staff/admin/statements/import"): staff("admin"),
     ("GET", "/staff/admin/keys"): staff("admin"),
     ("POST", "/staff/admin/keys/clients"): staff("admin"),
     ("POST", "/staff/admin/keys/clients/{client_id}/revoke"): staff("admin", "client_id"),
@@ -435,11 +441,19 @@ def other_agency_objects(demo: Settings, app_client: TestClient) -> dict[str, st
         fee_id = session.scalar(
             select(FeeItem.id).join(Procedure).where(Procedure.agency_id == other.id).limit(1)
         )
+        profile = save_profile(
+            session,
+            other.id,
+            {"name": "x1", "columns": {"date": ["Ngày GD"], "credit": ["Ghi có"]}},
+            created_by="t",
+            now=utcnow(),
+        )
         objects = {
             "client_id": str(issued.client.id),
             "feed_id": str(feed.id),
             "staff_id": str(colleague.id),
             "fee_id": str(fee_id),
+            "profile_id": str(profile.id),
         }
         other_key = issued.api_key
     dev_init(demo, "KHAC-XA")
