@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from einvoice.document import FeeKind, ReceiptDocument, ReceiptReference
+from settings.untrusted_xml import load_schema
 
 __all__ = [
     "ID_PREFIX",
@@ -39,8 +40,6 @@ __all__ = [
     "UnsafeXmlError",
     "clean",
     "fee_kind",
-    "hardened_parser",
-    "load_receipt_xml",
     "local_issue_time",
     "optional",
     "required",
@@ -209,47 +208,6 @@ def local_issue_time(doc: ReceiptDocument) -> datetime:
 # --------------------------------------------------------------------------- reading
 
 
-def hardened_parser() -> etree.XMLParser:
-    """A parser that loads nothing from outside and expands no entity.
-
-    A new one per call: lxml advises against sharing parsers between threads.
-    """
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_blank_text=False,
-    )
-
-
-def load_receipt_xml(xml_bytes: bytes) -> etree._Element:
-    """Parse untrusted receipt bytes into a tree, refusing anything with a DOCTYPE.
-
-    A receipt never needs a DTD, so any DOCTYPE is refused outright rather than defused: that
-    closes entity expansion ("billion laughs"), external entities (XXE, file or network reads)
-    and external DTDs at once. The bytes are checked before parsing (cheap, for the usual
-    UTF-8) and the parsed tree again (for other encodings). Does not validate.
-
-    :raises UnsafeXmlError: DOCTYPE present, input too large, or not well-formed XML.
-    """
-    if not isinstance(xml_bytes, bytes):
-        raise UnsafeXmlError("receipt XML must be given as bytes")
-    if len(xml_bytes) > MAX_XML_BYTES:
-        raise UnsafeXmlError(f"receipt XML larger than {MAX_XML_BYTES} bytes refused")
-    if b"<!DOCTYPE" in xml_bytes:
-        raise UnsafeXmlError("receipt XML must not contain a DOCTYPE or entity declarations")
-    try:
-        root = etree.fromstring(xml_bytes, hardened_parser())
-    except etree.XMLSyntaxError as exc:
-        raise UnsafeXmlError(f"receipt XML is not well-formed: {exc}") from exc
-    docinfo = root.getroottree().docinfo
-    if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.doctype:
-        raise UnsafeXmlError("receipt XML must not contain a DOCTYPE or entity declarations")
-    return root
-
-
 def required(parent: etree._Element, path: str) -> str:
     value = parent.findtext(path)
     if value is None:
@@ -274,7 +232,7 @@ def fee_kind(code: str) -> FeeKind:
 @cache
 def _schema(path: Path) -> etree.XMLSchema:
     """Compiled once per process and file: compiling costs milliseconds, validating microseconds."""
-    return etree.XMLSchema(etree.fromstring(path.read_bytes(), hardened_parser()))
+    return load_schema(path)
 
 
 _schema_lock = threading.Lock()

@@ -34,10 +34,10 @@ from einvoice.receipt_common import (
     ReceiptMapping,
     ReceiptSchemaError,
     UnsafeXmlError,
-    load_receipt_xml,
     signed_id_for,
     validate_with,
 )
+from settings.untrusted_xml import UntrustedXmlError, parse_untrusted
 
 __all__ = [
     "LATEST_MAPPING",
@@ -139,6 +139,23 @@ def validate_receipt_xml(root: etree._Element) -> None:
     except ReceiptSchemaError:
         mapping = MAPPINGS[LATEST_MAPPING]
     validate_with(root, mapping)
+
+
+def load_receipt_xml(xml_bytes: bytes) -> etree._Element:
+    """Parse untrusted receipt bytes into a tree by the service's one set of rules
+    (:func:`settings.untrusted_xml.parse_untrusted`: size, no DOCTYPE, no entities). Does not
+    validate.
+
+    The refusal stays :class:`UnsafeXmlError`, this package's error. When the bytes are simply
+    not XML its ``__cause__`` is lxml's syntax error, which is how the verifier tells "not
+    readable" (an answer) from "hostile" (a refusal).
+
+    :raises UnsafeXmlError: DOCTYPE or entities, input too large, not bytes, or not well-formed.
+    """
+    try:
+        return parse_untrusted(xml_bytes, what="receipt XML", max_bytes=MAX_XML_BYTES)
+    except UntrustedXmlError as exc:
+        raise UnsafeXmlError(str(exc)) from exc.__cause__ or exc
 
 
 def parse_receipt_xml(xml_bytes: bytes) -> ParsedReceipt:

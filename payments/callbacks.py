@@ -28,17 +28,14 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import re
 import secrets
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -46,10 +43,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from payments import webhook_signature
 from payments.callback_models import CallbackAttempt, CallbackEvent
 from payments.credentials import check_callback_url
 from payments.errors import InvalidInput, NotFound, PaymentsError
 from payments.models import ApiClient
+from payments.webhook_signature import WebhookSignatureError, WebhookSignatureReason
 from settings.db import utcnow
 
 __all__ = [
@@ -108,14 +107,12 @@ EVENT_ID_HEADER = "Motcua-Event-Id"
 USER_AGENT = "motcua-pay-callbacks/1"
 DEFAULT_TIMEOUT = 10.0
 """Seconds for connect, send and reading the answer of one attempt."""
-DEFAULT_TOLERANCE = 300
+DEFAULT_TOLERANCE = webhook_signature.DEFAULT_TOLERANCE_SECONDS
 """Seconds a receiver should accept between ``t=`` and its own clock (stripe's default)."""
 
 _EXCERPT_CHARS = 500
 _EXCERPT_BYTES = 4 * _EXCERPT_CHARS  # UTF-8 needs at most 4 bytes per character
 _LEASE_MARGIN = timedelta(seconds=60)
-_V1 = re.compile(r"[0-9a-fA-F]{64}")
-_T = re.compile(r"[0-9]{1,12}")
 
 Outcome = Literal["delivered", "http_error", "timeout", "network_error", "refused"]
 
@@ -207,10 +204,16 @@ def _as_bytes(body: bytes | str) -> bytes:
     return body.encode("utf-8") if isinstance(body, str) else body
 
 
+def _secrets(secret: str | Sequence[str], purpose: str) -> list[str]:
+    keys = [secret] if isinstance(secret, str) else list(secret)
+    if not keys or not all(keys):
+        raise InvalidInput(f"a callback secret is required to {purpose}")
+    return keys
+
+
 def compute_signature(secret: str, body: bytes | str, t: int) -> str:
     """Hex HMAC-SHA256 of ``"{t}.{body}"``: the value of one ``v1=``."""
-    message = str(int(t)).encode("ascii") + b"." + _as_bytes(body)
-    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+    return webhook_signature.compute(secret, _as_bytes(body), t)
 
 
 def sign(secret: str | Sequence[str], body: bytes | str, t: int) -> str:
@@ -218,31 +221,18 @@ def sign(secret: str | Sequence[str], body: bytes | str, t: int) -> str:
 
     Several secrets give several ``v1=`` (signing with old and new secret while rotating).
     """
-    keys = [secret] if isinstance(secret, str) else list(secret)
-    if not keys or not all(keys):
-        raise InvalidInput("a callback secret is required to sign")
-    return ",".join([f"t={int(t)}", *(f"v1={compute_signature(k, body, t)}" for k in keys)])
+    return webhook_signature.sign(_secrets(secret, "sign"), _as_bytes(body), t)
 
 
-def _parse_header(header: str | None) -> tuple[int, list[str]]:
-    if not header or not header.strip():
-        raise SignatureHeaderMalformed(f"missing {SIGNATURE_HEADER} header")
-    stamps: list[str] = []
-    v1: list[str] = []
-    for item in header.split(","):
-        key, sep, value = item.strip().partition("=")
-        if not sep:
-            raise SignatureHeaderMalformed(f"{SIGNATURE_HEADER} item {item.strip()!r} has no '='")
-        key, value = key.strip(), value.strip()
-        if key == "t":
-            stamps.append(value)
-        elif key == "v1" and _V1.fullmatch(value):
-            v1.append(value.lower())
-    if len(stamps) != 1 or not _T.fullmatch(stamps[0]):
-        raise SignatureHeaderMalformed(f"{SIGNATURE_HEADER} needs exactly one numeric t=")
-    if not v1:
-        raise SignatureNotFound(f"{SIGNATURE_HEADER} has no v1= signature")
-    return int(stamps[0]), v1
+_ERRORS: dict[WebhookSignatureReason, type[SignatureVerificationError]] = {
+    WebhookSignatureReason.MISSING: SignatureHeaderMalformed,
+    WebhookSignatureReason.MALFORMED: SignatureHeaderMalformed,
+    WebhookSignatureReason.NO_SIGNATURE: SignatureNotFound,
+    WebhookSignatureReason.MISMATCH: SignatureMismatch,
+    WebhookSignatureReason.STALE: SignatureTimestampOutOfTolerance,
+    WebhookSignatureReason.FUTURE: SignatureTimestampOutOfTolerance,
+}
+"""The published error of each refusal (contract.md): the four codes a receiver documents."""
 
 
 def verify(
@@ -254,34 +244,25 @@ def verify(
 ) -> int:
     """Checks a callback as a one-stop system should; returns the signed ``t``.
 
-    ``body`` must be the raw request bytes (re-serialised JSON will not match). Any ``v1``
-    matching any secret passes (rotation on either side). Every candidate is compared in
-    constant time and the signature is checked before the timestamp, so an unauthenticated
-    caller learns nothing about which part was wrong. Raises a
-    :class:`SignatureVerificationError` subclass naming the cause.
+    The receiver's half, by the service's one set of ``t=,v1=`` rules
+    (:mod:`payments.webhook_signature`): ``body`` must be the raw request bytes (re-serialised
+    JSON will not match), any ``v1`` matching any secret passes (rotation on either side), and
+    the signature is checked before the timestamp. Raises a :class:`SignatureVerificationError`
+    subclass naming the cause.
     """
-    t, candidates = _parse_header(header)
-    keys = [secret] if isinstance(secret, str) else list(secret)
-    if not keys or not all(keys):
-        raise InvalidInput("a callback secret is required to verify")
-    matched = False
-    for key in keys:
-        expected = compute_signature(key, body, t)
-        for candidate in candidates:
-            matched |= hmac.compare_digest(expected, candidate)
-    if not matched:
-        raise SignatureMismatch("no v1 signature matches the body and secret")
-    if now is None:
-        now_ts = time.time()
-    elif isinstance(now, datetime):
-        now_ts = now.timestamp()
-    else:
-        now_ts = float(now)
-    if abs(now_ts - t) > tolerance:
-        raise SignatureTimestampOutOfTolerance(
-            f"t={t} is {abs(now_ts - t):.0f} s from now (tolerance {tolerance} s)"
+    keys = _secrets(secret, "verify")
+    at = datetime.fromtimestamp(now, UTC) if isinstance(now, int | float) else now
+    try:
+        return webhook_signature.verify(
+            keys,
+            _as_bytes(body),
+            header,
+            now=at,
+            tolerance_seconds=tolerance,
+            header_name=SIGNATURE_HEADER,
         )
-    return t
+    except WebhookSignatureError as exc:
+        raise _ERRORS[exc.reason](str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- schedule

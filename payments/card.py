@@ -34,21 +34,22 @@ update before a bare confirm. Everything else is the same code path as productio
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal, Protocol, Self, runtime_checkable
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
+from payments import webhook_signature
 from payments.errors import InvalidInput, PaymentsError
+from payments.webhook_signature import WebhookSignatureError, WebhookSignatureReason
 
 __all__ = [
     "CURRENCY",
@@ -83,7 +84,7 @@ __all__ = [
 CURRENCY: Final = "vnd"
 """Stripe's code for the đồng; zero-decimal, so ``amount`` is whole đồng."""
 
-DEFAULT_WEBHOOK_TOLERANCE: Final = 300
+DEFAULT_WEBHOOK_TOLERANCE: Final = webhook_signature.DEFAULT_TOLERANCE_SECONDS
 """Seconds a webhook timestamp may differ from our clock (Stripe's default), either way."""
 
 STRIPE_REFUND_REASONS: Final = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
@@ -94,7 +95,6 @@ Dialect = Literal["stripe", "localstripe"]
 _MAX_IDEMPOTENCY_KEY = 255  # Stripe's limit
 _DERIVED_KEY_ROOM = 16  # suffixes such as ":confirm" appended to a caller's key
 _MAX_METADATA_VALUE = 500  # Stripe's limit per metadata value
-_MAX_SIG_HEADER = 8192  # a Stripe-Signature header longer than this is not a real one
 _RETRY_AFTER_CAP = 60.0
 
 # httpx errors raised before any byte of the request can have reached the server.
@@ -515,29 +515,15 @@ class CardGateway(Protocol):
 # --------------------------------------------------------------------------------------- webhooks
 
 
-def _parse_signature_header(header: str) -> tuple[int, list[str]]:
-    if len(header) > _MAX_SIG_HEADER:
-        raise CardWebhookHeaderMalformed("Stripe-Signature header too long")
-    timestamp: int | None = None
-    signatures: list[str] = []
-    for part in header.split(","):
-        key, sep, value = part.strip().partition("=")
-        if not sep or not key or not value:
-            raise CardWebhookHeaderMalformed(f"Stripe-Signature element {part.strip()!r}")
-        if key == "t":
-            if timestamp is not None:
-                raise CardWebhookHeaderMalformed("Stripe-Signature has more than one t=")
-            if not (value.isascii() and value.isdigit()):
-                raise CardWebhookHeaderMalformed("Stripe-Signature t= is not unix seconds")
-            timestamp = int(value)
-        elif key == "v1":
-            signatures.append(value)
-        # other schemes (v0 = test-mode legacy, future ones) are ignored, as Stripe does
-    if timestamp is None:
-        raise CardWebhookHeaderMalformed("Stripe-Signature has no t= timestamp")
-    if not signatures:
-        raise CardWebhookHeaderMalformed("Stripe-Signature has no v1= signature")
-    return timestamp, signatures
+_WEBHOOK_ERRORS: Final[dict[WebhookSignatureReason, type[CardWebhookError]]] = {
+    WebhookSignatureReason.MISSING: CardWebhookHeaderMissing,
+    WebhookSignatureReason.MALFORMED: CardWebhookHeaderMalformed,
+    WebhookSignatureReason.NO_SIGNATURE: CardWebhookHeaderMalformed,
+    WebhookSignatureReason.MISMATCH: CardWebhookSignatureMismatch,
+    WebhookSignatureReason.STALE: CardWebhookTimestampTooOld,
+    WebhookSignatureReason.FUTURE: CardWebhookTimestampInFuture,
+}
+"""Our published problem code for each refusal (one error type per cause)."""
 
 
 def verify_webhook(
@@ -551,39 +537,25 @@ def verify_webhook(
     """Check a webhook call exactly like Stripe's libraries do and return the parsed event.
 
     ``payload`` must be the raw request body (re-serialised JSON would not match). The header is
-    ``t=<unix>,v1=<hex>[,v1=<hex>...]``; during a secret rotation Stripe sends one ``v1`` per
-    active secret, so any matching one is enough. The signature is checked first (constant time),
-    then the timestamp: more than ``tolerance`` seconds before ``now`` is a possible replay, more
-    than ``tolerance`` after it a forged or broken clock. ``now`` is an input so tests are exact.
+    checked by the service's one ``t=,v1=`` implementation (:mod:`payments.webhook_signature`):
+    during a secret rotation Stripe sends one ``v1`` per active secret, so any matching one is
+    enough; the signature is checked first (constant time), then the timestamp, ``tolerance``
+    seconds either way of ``now`` (unix seconds; the service clock when not given).
     """
     if not secret:
         raise ValueError("webhook secret is empty")
-    if tolerance <= 0:
-        raise ValueError("tolerance must be positive")
-    if sig_header is None or not sig_header.strip():
-        raise CardWebhookHeaderMissing()
-    timestamp, signatures = _parse_signature_header(sig_header)
-    expected = (
-        hmac.new(
-            secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + payload, hashlib.sha256
+    at = None if now is None else datetime.fromtimestamp(now, UTC)
+    try:
+        webhook_signature.verify(
+            secret,
+            payload,
+            sig_header,
+            now=at,
+            tolerance_seconds=tolerance,
+            header_name="Stripe-Signature",
         )
-        .hexdigest()
-        .encode("ascii")
-    )
-    matched = False
-    for candidate in signatures:  # compare all: timing does not reveal which one matched
-        matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
-    if not matched:
-        raise CardWebhookSignatureMismatch()
-    current = int(time.time()) if now is None else now
-    if timestamp < current - tolerance:
-        raise CardWebhookTimestampTooOld(
-            f"signed {current - timestamp} s ago, tolerance {tolerance} s"
-        )
-    if timestamp > current + tolerance:
-        raise CardWebhookTimestampInFuture(
-            f"signed {timestamp - current} s ahead, tolerance {tolerance} s"
-        )
+    except WebhookSignatureError as exc:
+        raise _WEBHOOK_ERRORS[exc.reason](str(exc)) from exc
     try:
         event = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

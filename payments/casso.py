@@ -21,7 +21,7 @@ writes non-ASCII text; its own examples disagree (Node and C# keep UTF-8, PHP an
 ``\\uXXXX``). We therefore accept either form of that one detail (:data:`_SERIALISERS`); both are
 deterministic renderings of the same parsed body, so accepting both lets no one forge anything.
 A ``data``-only message is **not** accepted: no published example produces it. If Casso ever
-changes the scheme, :func:`_signed_messages` is the one place to change.
+changes the scheme, :func:`_renderings` is the one place to change.
 
 Verification checks the MAC (constant time) before the clock, so a "too old" answer is only
 ever given for a genuine but stale message. Replays inside the tolerance window are harmless:
@@ -30,11 +30,8 @@ the journal keeps one event per Casso ``id``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any
@@ -44,9 +41,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from payments import webhook_signature
 from payments.bankfeeds import NormalisedCredit, seen_again
 from payments.errors import InvalidInput, Unauthorized
 from payments.models import Agency, BankEvent
+from payments.webhook_signature import WebhookSignatureError, WebhookSignatureReason
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -66,8 +65,6 @@ SIGNATURE_HEADER = "X-Casso-Signature"
 
 #: A Casso notification is one transaction, well under this; anything bigger is not Casso.
 MAX_BODY_BYTES = 256 * 1024
-_HEX_SHA512 = re.compile(r"^[0-9a-fA-F]{128}$")
-_TIMESTAMP = re.compile(r"^\d{1,15}$")
 
 
 class CassoTransaction(BaseModel):
@@ -217,18 +214,15 @@ def _json_ascii(value: Any) -> str:
 _SERIALISERS: tuple[Callable[[Any], str], ...] = (_json_utf8, _json_ascii)
 
 
-def _signed_messages(timestamp: str, body: Any) -> list[bytes]:
+def _renderings(body: Any) -> list[bytes]:
+    """What Casso may have signed after ``"{t}."``: the sorted body in each accepted rendering."""
     canonical = _js_numbers(_sorted(body))
     seen: list[bytes] = []
     for serialise in _SERIALISERS:
-        message = f"{timestamp}.{serialise(canonical)}".encode()
-        if message not in seen:
-            seen.append(message)
+        rendering = serialise(canonical).encode()
+        if rendering not in seen:
+            seen.append(rendering)
     return seen
-
-
-def _mac(secret: str, message: bytes) -> str:
-    return hmac.new(secret.encode(), message, hashlib.sha512).hexdigest()
 
 
 def sign(body: Mapping[str, Any], secret: str, t_ms: int) -> str:
@@ -239,42 +233,22 @@ def sign(body: Mapping[str, Any], secret: str, t_ms: int) -> str:
     """
     if not secret:
         raise ValueError("an empty secret signs nothing")
-    message = _signed_messages(str(int(t_ms)), body)[0]
-    return f"t={int(t_ms)},v1={_mac(secret, message)}"
+    return webhook_signature.sign(secret, _renderings(body)[0], int(t_ms), digest="sha512")
 
 
-def _parse_header(header: str | None) -> tuple[str, list[str]]:
-    if header is None or not header.strip():
-        raise Unauthorized(f"missing {SIGNATURE_HEADER} header", code="casso_signature_missing")
-    timestamp: str | None = None
-    signatures: list[str] = []
-    for part in header.split(","):
-        key, sep, value = part.strip().partition("=")
-        if not sep:
-            raise Unauthorized(
-                f"{SIGNATURE_HEADER}: {part.strip()!r} is not key=value",
-                code="casso_signature_malformed",
-            )
-        if key == "t":
-            if timestamp is not None or not _TIMESTAMP.match(value):
-                raise Unauthorized(
-                    f"{SIGNATURE_HEADER}: t must appear once, as a unix time in milliseconds",
-                    code="casso_signature_malformed",
-                )
-            timestamp = value
-        elif key == "v1":
-            if not _HEX_SHA512.match(value):
-                raise Unauthorized(
-                    f"{SIGNATURE_HEADER}: v1 must be 128 hex digits (HMAC-SHA512)",
-                    code="casso_signature_malformed",
-                )
-            signatures.append(value.lower())
-        # other keys (a future v2=...) are ignored, as Stripe-style schemes intend
-    if timestamp is None or not signatures:
-        raise Unauthorized(
-            f"{SIGNATURE_HEADER} must carry t=<ms> and v1=<hex>", code="casso_signature_malformed"
-        )
-    return timestamp, signatures
+_CODES: dict[WebhookSignatureReason, str] = {
+    WebhookSignatureReason.MISSING: "casso_signature_missing",
+    WebhookSignatureReason.MALFORMED: "casso_signature_malformed",
+    WebhookSignatureReason.NO_SIGNATURE: "casso_signature_malformed",
+    WebhookSignatureReason.MISMATCH: "casso_signature_mismatch",
+    WebhookSignatureReason.STALE: "casso_signature_expired",
+    WebhookSignatureReason.FUTURE: "casso_signature_future",
+}
+"""Our stable problem code for each refusal."""
+
+
+def _unauthorized(exc: WebhookSignatureError) -> Unauthorized:
+    return Unauthorized(str(exc), code=_CODES[exc.reason])
 
 
 def verify_signature(
@@ -287,6 +261,11 @@ def verify_signature(
 ) -> None:
     """Raises :class:`~payments.errors.Unauthorized` unless Casso signed ``raw_body`` recently.
 
+    Casso's ``t=<ms>,v1=<HMAC-SHA512>`` is checked by the service's one ``t=,v1=`` implementation
+    (:mod:`payments.webhook_signature`, in milliseconds and SHA-512); what is signed is the
+    canonical rendering of the parsed body (:func:`_renderings`), not the raw bytes. The header
+    is read before the body, so a bad header is refused as such whatever the body is.
+
     Stable codes: ``casso_signature_missing``, ``casso_signature_malformed`` (header shape or
     hex), ``casso_signature_mismatch`` (wrong secret or altered body), ``casso_signature_expired``
     (older than ``tolerance_s``), ``casso_signature_future`` (more than ``tolerance_s`` ahead of
@@ -297,37 +276,30 @@ def verify_signature(
         raise ValueError("no Casso secret configured: every signature would be forgeable")
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
-    timestamp, signatures = _parse_header(header)
+    try:
+        parsed = webhook_signature.parse(header, digest="sha512", header_name=SIGNATURE_HEADER)
+    except WebhookSignatureError as exc:
+        raise _unauthorized(exc) from exc
     body = _load_json(raw_body)
     try:
-        messages = _signed_messages(timestamp, body)
+        renderings = _renderings(body)
     except ValueError as exc:
         raise InvalidInput(
             f"body cannot be canonicalised: {exc}", code="invalid_bank_payload"
         ) from exc
-    expected = [_mac(secret, m) for m in messages]
-    matched = False
-    for candidate in expected:
-        for given in signatures:
-            # compare_digest on every pair: no early exit that would time the first match.
-            matched |= hmac.compare_digest(candidate, given)
-    if not matched:
-        raise Unauthorized(
-            f"{SIGNATURE_HEADER} does not match the body (wrong secret or altered body)",
-            code="casso_signature_mismatch",
+    try:
+        webhook_signature.verify(
+            secret,
+            renderings,
+            parsed,
+            now=now,
+            tolerance_seconds=tolerance_s,
+            digest="sha512",
+            milliseconds=True,
+            header_name=SIGNATURE_HEADER,
         )
-    age_ms = int(now.timestamp() * 1000) - int(timestamp)
-    if age_ms > tolerance_s * 1000:
-        raise Unauthorized(
-            f"signature is {age_ms // 1000} s old, more than the {tolerance_s} s allowed",
-            code="casso_signature_expired",
-        )
-    if -age_ms > tolerance_s * 1000:
-        raise Unauthorized(
-            f"signature is dated {-age_ms // 1000} s in the future, more than the "
-            f"{tolerance_s} s allowed",
-            code="casso_signature_future",
-        )
+    except WebhookSignatureError as exc:
+        raise _unauthorized(exc) from exc
 
 
 # --- payload, journal, normalisation --------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from payments.models import BankEvent, PaymentOrder
 from payments.notify import notify_order
-from payments.states import OrderStatus, check_transition
+from payments.states import OrderStatus
 
 __all__ = ["CardLookup", "expire_due"]
 
@@ -61,8 +61,7 @@ def expire_due(
         if unprocessed[order.agency_id] or (card_lookup is not None and card_lookup(order)):
             kept.append(order.id)
             continue
-        check_transition(order.status, OrderStatus.EXPIRED)
-        order.status = OrderStatus.EXPIRED.value
+        order.move_to(OrderStatus.EXPIRED)
         notify_order(order, "payment_order.expired")
         expired.append(order.id)
     session.flush()

@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding,
 from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehashed
 from lxml import etree
 
+from settings.untrusted_xml import UntrustedXmlError, hardened_parser, parse_untrusted
 from signing.errors import SignatureInvalid, SigningError
 from signing.keys import KeySource
 from signing.xmldsig import DS_NS, sign_enveloped, verify_enveloped
@@ -244,10 +245,6 @@ class _CapturingSource(KeySource):
         return self._key
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-
-
 def _ds(tag: str) -> str:
     return f"{{{DS_NS}}}{tag}"
 
@@ -347,7 +344,7 @@ class InterruptedXmlSigning:
         document = etree.tostring(signed, encoding="UTF-8", xml_declaration=True)
         # Self-check: the bytes signxml would have signed are exactly those a verifier will
         # canonicalise from the stored document; otherwise finishing could never verify.
-        _, signed_info, _ = _locate(etree.fromstring(document, parser=_parser()), sig_id)
+        _, signed_info, _ = _locate(etree.fromstring(document, hardened_parser()), sig_id)
         if _signed_info_c14n(signed_info) != key.captured[0]:
             raise _state_error(
                 "remote_prepare_failed",
@@ -422,12 +419,13 @@ class InterruptedXmlSigning:
                 f"không hỗ trợ thuật toán ký {state.algorithm!r}",
             )
         try:
-            root = etree.fromstring(state.document, parser=_parser())
-        except etree.XMLSyntaxError as exc:
+            # The state waited outside this process (a queue, a database): read it as untrusted.
+            root = parse_untrusted(state.document, what="the saved document")
+        except UntrustedXmlError as exc:
             raise _state_error(
                 "remote_state_unreadable",
-                f"the saved document is not XML: {exc}",
-                f"tài liệu đã lưu không phải XML: {exc}",
+                f"the saved document cannot be read safely: {exc}",
+                f"tài liệu đã lưu bị từ chối ({exc.reason.value})",
             ) from exc
         signature, signed_info, value = _locate(root, state.signature_id)
         if hashlib.sha256(_signed_info_c14n(signed_info)).digest() != state.digest:

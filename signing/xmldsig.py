@@ -53,6 +53,13 @@ from signxml.util import SigningSettings
 from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
 
 from settings.clock import utcnow
+from settings.untrusted_xml import DEFAULT_MAX_BYTES as UNTRUSTED_MAX_BYTES
+from settings.untrusted_xml import (
+    UntrustedXmlError,
+    UntrustedXmlReason,
+    hardened_parser,
+    parse_untrusted,
+)
 from signing.certs import common_name_of, has_signing_key_usage, is_development, tax_code_of
 from signing.keys import KeySource
 
@@ -81,7 +88,7 @@ PLACEHOLDER_ID: Final = "placeholder"
 SIGNING_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S"
 """Local time without zone, e.g. ``2026-11-03T10:15:00``."""
 VIETNAM_TZ: Final = ZoneInfo("Asia/Ho_Chi_Minh")
-DEFAULT_MAX_BYTES: Final = 10 * 1024 * 1024
+DEFAULT_MAX_BYTES: Final = UNTRUSTED_MAX_BYTES
 """Receipts are a few KB; summaries a few MB. Anything larger is refused before parsing."""
 
 _SIGNING_TIME_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
@@ -123,20 +130,8 @@ class _ProfileSigner(XMLSigner):
         )
 
 
-def _plain_parser() -> etree.XMLParser:
-    """Never fetches or expands anything; made per call because lxml parsers are not shared."""
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_blank_text=False,
-    )
-
-
 def _copy(root: etree._Element) -> etree._Element:
-    return etree.fromstring(etree.tostring(root, with_tail=False), parser=_plain_parser())
+    return etree.fromstring(etree.tostring(root, with_tail=False), parser=hardened_parser())
 
 
 def _counterpart(
@@ -324,20 +319,6 @@ class XmlSignatureStatus:
     """The certificate is marked as a development certificate: no legal validity."""
     trusted_chain: bool | None = None
     """Whether the certificate chains to ``trusted_ca``; ``None`` when no CA was given."""
-
-
-class _RefusedInputError(Exception):
-    """Input refused by the hardened parser checks."""
-
-
-def _parse_hardened(xml_bytes: bytes) -> etree._Element:
-    root = etree.fromstring(xml_bytes, parser=_plain_parser())
-    docinfo = root.getroottree().docinfo
-    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise _RefusedInputError("the document declares a DTD, which is not allowed")
-    for _entity in root.iter(etree.Entity):
-        raise _RefusedInputError("the document uses entity references, which are not allowed")
-    return root
 
 
 def _failed(problem: str) -> XmlSignatureStatus:
@@ -590,14 +571,15 @@ def verify_enveloped(
     ``signature_id`` picks one signature when the document holds several (e.g. seller and tax
     authority); otherwise exactly one is required.
     """
-    if len(xml_bytes) > max_bytes:
-        return _failed(f"the document is {len(xml_bytes)} bytes, more than the {max_bytes} allowed")
     try:
-        root = _parse_hardened(xml_bytes)
-    except _RefusedInputError as exc:
+        # Whitespace and comments are kept: the signature covers the document as it was signed.
+        root = parse_untrusted(xml_bytes, what="the document", max_bytes=max_bytes)
+    except UntrustedXmlError as exc:
+        if exc.reason is UntrustedXmlReason.TOO_LARGE:
+            return _failed(
+                f"the document is {len(xml_bytes)} bytes, more than the {max_bytes} allowed"
+            )
         return _failed(str(exc))
-    except etree.XMLSyntaxError as exc:
-        return _failed(f"the document is not well-formed XML: {exc}")
 
     signature, why = _select_signature(root, signature_id)
     if signature is None:
@@ -651,7 +633,7 @@ def verify_enveloped(
                 x509_cert=certificate,
                 id_attribute=id_attribute,
                 validate_schema=False,
-                parser=_plain_parser(),
+                parser=hardened_parser(),
                 expect_config=config,
             )
         except (SignXMLException, ValueError, TypeError, etree.LxmlError) as exc:

@@ -73,6 +73,13 @@ from einvoice.tax_authority.formats import (
     current,
     for_version,
 )
+from settings.untrusted_xml import (
+    UntrustedXmlError,
+    UntrustedXmlReason,
+    hardened_parser,
+    load_schema,
+    parse_untrusted,
+)
 from signing.certs import check_signing_certificate
 from signing.keys import KeySource
 from signing.xmldsig import DEFAULT_MAX_BYTES, DS_NS, PLACEHOLDER_ID, VIETNAM_TZ
@@ -516,64 +523,34 @@ def new_message_id(sender_code: str) -> str:
     return f"{sender_code}{uuid.uuid4().hex.upper()}"
 
 
-def _hardened_parser() -> etree.XMLParser:
-    """Loads nothing from outside and expands no entity; one per call (lxml parsers are not
-    thread-safe)."""
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_blank_text=False,
-    )
+_REASON_CODES: Final[dict[UntrustedXmlReason, ReasonCode]] = {
+    UntrustedXmlReason.TOO_LARGE: ReasonCode.TOO_LARGE,
+    UntrustedXmlReason.EMPTY: ReasonCode.MALFORMED,
+    UntrustedXmlReason.MALFORMED: ReasonCode.MALFORMED,
+    UntrustedXmlReason.DOCTYPE: ReasonCode.UNSAFE_XML,
+    UntrustedXmlReason.ENTITY: ReasonCode.UNSAFE_XML,
+}
+"""How the service-wide refusal reasons read in an acknowledgement's ``MLoi``."""
 
 
 def load_xml(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> etree._Element:
-    """Parse untrusted bytes, refusing any DOCTYPE, anything too large, and non-XML.
+    """Parse untrusted bytes by the service's one set of rules
+    (:func:`settings.untrusted_xml.parse_untrusted`: size, no DOCTYPE, no entities).
 
-    Neither messages nor answers need a DTD, so a DOCTYPE is refused outright rather than
-    defused: that closes entity expansion, XXE (file and network reads) and external DTDs at
-    once. The bytes are checked before parsing and the tree after (for non-UTF-8 encodings).
+    The refusal is re-raised as this subpackage's own error so that the sandbox and the client
+    can answer with a :class:`ReasonCode` without knowing the shared module.
 
     :raises UnsafeMessage: with ``code`` ``tax_message_unsafe``; ``extra["reason"]`` is a
         :class:`ReasonCode` value.
     """
-    if not isinstance(data, bytes):
-        raise UnsafeMessage("XML must be given as bytes", extra={"reason": ReasonCode.MALFORMED})
-    if len(data) > max_bytes:
-        raise UnsafeMessage(
-            f"XML larger than {max_bytes} bytes refused", extra={"reason": ReasonCode.TOO_LARGE}
-        )
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise UnsafeMessage(
-            "XML must not contain a DOCTYPE or entity declarations",
-            extra={"reason": ReasonCode.UNSAFE_XML},
-        )
     try:
-        root = etree.fromstring(data, _hardened_parser())
-    except etree.XMLSyntaxError as exc:
-        raise UnsafeMessage(
-            f"not well-formed XML: {exc}", extra={"reason": ReasonCode.MALFORMED}
-        ) from exc
-    docinfo = root.getroottree().docinfo
-    if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.doctype:
-        raise UnsafeMessage(
-            "XML must not contain a DOCTYPE or entity declarations",
-            extra={"reason": ReasonCode.UNSAFE_XML},
-        )
-    for _entity in root.iter(etree.Entity):
-        raise UnsafeMessage(
-            "XML must not use entity references", extra={"reason": ReasonCode.UNSAFE_XML}
-        )
-    return root
+        return parse_untrusted(data, what="XML", max_bytes=max_bytes)
+    except UntrustedXmlError as exc:
+        raise UnsafeMessage(str(exc), extra={"reason": _REASON_CODES[exc.reason]}) from exc
 
 
-@cache
-def _schema(path: Path) -> etree.XMLSchema:
-    """Compiled once per process and file."""
-    return etree.XMLSchema(etree.fromstring(path.read_bytes(), _hardened_parser()))
-
+_schema = cache(load_schema)
+"""Compiled once per process and file: compiling costs milliseconds, validating microseconds."""
 
 _schema_lock = threading.Lock()
 """lxml keeps a validator's error log on the shared XMLSchema object: validate one at a time."""
@@ -591,7 +568,7 @@ def _validate(root: etree._Element, path: Path, document: str) -> None:
 
 
 def _copy(element: etree._Element) -> etree._Element:
-    return etree.fromstring(etree.tostring(element), _hardened_parser())
+    return etree.fromstring(etree.tostring(element), hardened_parser())
 
 
 def message_bytes(root: etree._Element) -> bytes:
