@@ -21,8 +21,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from payments.errors import InvalidTransition
+from payments.states import OrderStatus, check_transition
 from settings.db import Base, UTCDateTime, utcnow
 
 
@@ -166,6 +168,26 @@ class PaymentOrder(Base):
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", order_by="OrderLine.position", lazy="selectin"
     )
+
+    def move_to(self, target: OrderStatus) -> None:
+        """The one way an order changes state: refused unless the move is in the table."""
+        self.status = target.value
+
+    @validates("status")
+    def _check_move(self, _key: str, value: str) -> str:
+        """Guards every assignment, so no caller can skip the table: a new order starts
+        pending; afterwards only the moves in :data:`payments.states.TRANSITIONS` pass."""
+        target = OrderStatus(value)
+        current = self.__dict__.get("status")
+        if current is None:
+            if target is not OrderStatus.PENDING:
+                raise InvalidTransition(
+                    f"a new order starts pending, not {target.value}",
+                    extra={"from": None, "to": target.value},
+                )
+        elif current != target.value:
+            check_transition(current, target)
+        return target.value
 
 
 class OrderLine(Base):
