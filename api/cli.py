@@ -212,9 +212,8 @@ def bank_import(
     """Import a bank statement (idempotent: importing the same file again adds nothing)."""
     from payments.agencies import agency_by_code
     from payments.statement_import import import_statement
-    from payments.tasks import issue_receipt
+    from payments.usecases.follow_ups import IssueReceipt, run_after_commit
     from settings.db import session_scope
-    from settings.worker import dispatch
 
     settings_or_fail()
     with session_scope() as session:
@@ -228,8 +227,7 @@ def bank_import(
     if report.already_imported:
         typer.echo("this statement was imported before: nothing added")
         return
-    for order_id in report.orders_to_issue:
-        dispatch(issue_receipt, order_id)
+    run_after_commit(IssueReceipt(order_id) for order_id in report.orders_to_issue)
     typer.echo(
         f"{report.lines} lines in {report.statements} statement(s): {report.new_events} new, "
         f"{report.credits_matched} paid an order, {report.exceptions} to the exceptions queue"

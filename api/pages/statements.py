@@ -518,8 +518,7 @@ async def import_file(
     now = clock()
 
     def work() -> Response:
-        from payments.tasks import issue_receipt
-        from settings.worker import dispatch
+        from payments.usecases.follow_ups import IssueReceipt, run_after_commit
 
         try:
             if len(data) > MAX_IMPORT_BYTES:
@@ -555,8 +554,7 @@ async def import_file(
             if exc.status == 404:
                 raise
             return _refused(request, engine, staff, exc)
-        for order_id in report.orders_to_issue:
-            dispatch(issue_receipt, order_id)
+        run_after_commit(IssueReceipt(order_id) for order_id in report.orders_to_issue)
         with unit_of_work(engine) as session:
             ctx = _list_context(session, staff)
         ctx["report"] = report
