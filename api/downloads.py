@@ -34,3 +34,15 @@ def revenue_export(
         media_type=out.media_type,
         headers={"Content-Disposition": attachment(out.name, out.fallback)},
     )
+
+
+def document_response(
+    body: bytes, media_type: str, name: str, *, download: bool = False, private: bool = False
+) -> Response:
+    """A receipt's PDF or XML: shown in the browser, or saved (``download``); ``private``
+    answers are never cached (staff and citizen pages)."""
+    disposition = "attachment" if download else "inline"
+    headers = {"Content-Disposition": f'{disposition}; filename="{name}"'}
+    if private:
+        headers["Cache-Control"] = "no-store"
+    return Response(body, media_type=media_type, headers=headers)

@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import EngineDep, SettingsDep, unit_of_work
+from api.downloads import document_response
 from api.ratelimit import rate_limit
 from api.rendering import render
 from einvoice.models import Receipt
@@ -172,17 +173,6 @@ def _order_receipt(session: Session, order_id: str) -> Receipt:
     return receipt
 
 
-def _download(body: bytes, media_type: str, name: str) -> Response:
-    return Response(
-        body,
-        media_type=media_type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",
-        },
-    )
-
-
 @router.get("/pay/{order_id}/bien-lai.pdf")
 def pay_receipt_pdf(order_id: str, engine: EngineDep, settings: SettingsDep) -> Response:
     """The receipt's PDF display copy, downloadable by whoever holds the order's link."""
@@ -190,7 +180,7 @@ def pay_receipt_pdf(order_id: str, engine: EngineDep, settings: SettingsDep) -> 
         receipt = _order_receipt(session, order_id)
         body = display_copy(session, settings, receipt)
         name = display_copy_name(receipt, "pdf")
-    return _download(body, "application/pdf", name)
+    return document_response(body, "application/pdf", name, download=True, private=True)
 
 
 @router.get("/pay/{order_id}/bien-lai.xml")
@@ -199,7 +189,7 @@ def pay_receipt_xml(order_id: str, engine: EngineDep) -> Response:
     with unit_of_work(engine) as session:
         receipt = _order_receipt(session, order_id)
         body, name = receipt.xml, display_copy_name(receipt, "xml")
-    return _download(body, "application/xml", name)
+    return document_response(body, "application/xml", name, download=True, private=True)
 
 
 # --------------------------------------------------------------------------- look-up

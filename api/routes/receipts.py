@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy.orm import Session
 
 from api.deps import ClientDep, EngineDep, SettingsDep, unit_of_work
+from api.downloads import document_response
 from einvoice.errors import ErrorNoticeNotFound, ReceiptCannotBeCancelled
 from einvoice.lifecycle import MAX_NOTICE_RECEIPTS, REASON_MAX, REASON_MIN
 from einvoice.models import ErrorNotice
@@ -210,11 +211,7 @@ def xml(receipt_id: str, engine: EngineDep) -> Response:
         receipt = agency_receipt(session, receipt_id, None)
         body = receipt.xml
         name = display_copy_name(receipt, "xml")
-    return Response(
-        body,
-        media_type="application/xml",
-        headers={"Content-Disposition": f'inline; filename="{name}"'},
-    )
+    return document_response(body, "application/xml", name)
 
 
 @router.get(
@@ -228,11 +225,7 @@ def pdf(receipt_id: str, engine: EngineDep, settings: SettingsDep) -> Response:
         receipt = agency_receipt(session, receipt_id, None)
         body = display_copy(session, settings, receipt)
         name = display_copy_name(receipt, "pdf")
-    return Response(
-        body,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{name}"'},
-    )
+    return document_response(body, "application/pdf", name)
 
 
 @router.post(
