@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictInt,
+    model_serializer,
+)
+
+from payments.order_draft import FeeRequest
 
 
 class Exemption(BaseModel):
@@ -15,7 +27,50 @@ class FeeLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     fee_code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$")
     quantity: StrictInt = Field(default=1, ge=1, le=100_000)
+    """Units; for a per-copy tariff the pages of one original (README, "How fees are priced")."""
     exemption: Exemption | None = None
+    copies: StrictInt = Field(default=1, ge=1, le=1000)
+    """Copies (bản) of the original, for a per-copy tariff."""
+    originals: list[Annotated[StrictInt, Field(ge=1, le=100_000)]] = Field(
+        default_factory=list, max_length=100
+    )
+    """Page counts of several different originals in one line, each priced separately;
+    ``quantity`` may then be left out (it becomes their total)."""
+    declared_value: StrictInt | None = Field(default=None, ge=0, lt=10**13)
+    """The value (đồng) a value-banded tariff prices by."""
+    reduction: str | None = Field(
+        default=None, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$"
+    )
+    """The code of one of the tariff's reductions (e.g. ``TRUCTUYEN``)."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Fields added by issue 14 are left out at their defaults, so the idempotency digest
+        of a body written before them is unchanged (``api.idempotent.request_digest``)."""
+        data: dict[str, Any] = handler(self)
+        for key, empty in (("copies", 1), ("originals", []), ("declared_value", None)):
+            if data.get(key) == empty:
+                data.pop(key, None)
+        if data.get("reduction") is None:
+            data.pop("reduction", None)
+        return data
+
+    def fee_request(self) -> FeeRequest:
+        """The line for :func:`payments.order_draft.draft_order`."""
+        quantity = self.quantity
+        if self.originals and "quantity" not in self.model_fields_set:
+            quantity = sum(self.originals)
+        return FeeRequest(
+            fee_code=self.fee_code,
+            quantity=quantity,
+            exemption=(
+                (self.exemption.category, self.exemption.legal_basis) if self.exemption else None
+            ),
+            copies=self.copies,
+            originals=tuple(self.originals),
+            declared_value=self.declared_value,
+            reduction=self.reduction,
+        )
 
 
 class PayerIn(BaseModel):

@@ -9,13 +9,14 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from bench import bench_close, bench_http, bench_issue, bench_pdf, bench_signing
+from bench import bench_batch, bench_close, bench_http, bench_issue, bench_pdf, bench_signing
 from bench.common import Table, machine
 
 SUITES = {
     "signing": bench_signing.run,
     "pdf": bench_pdf.run,
     "issue": bench_issue.run,
+    "batch": bench_batch.run,
     "http": bench_http.run,
     "close": bench_close.run,
 }

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from einvoice.errors import SeriesExhausted
 from einvoice.models import ReceiptCounter
 
-__all__ = ["MAX_NUMBER", "next_number", "series_for_year"]
+__all__ = ["MAX_NUMBER", "next_number", "reserve_numbers", "series_for_year"]
 
 MAX_NUMBER = 99_999_999
 
@@ -30,18 +30,29 @@ def series_for_year(series: str, year: int) -> str:
 
 
 def next_number(session: Session, agency_id: str, template: str, series: str, year: int) -> int:
-    """One statement: insert the counter at 1, or add 1 to it, and return the number.
+    """The next number of the series: :func:`reserve_numbers` for one."""
+    return reserve_numbers(session, agency_id, template, series, year, 1)
 
-    ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` (PostgreSQL, and SQLite ≥ 3.35) takes the
-    same row lock as a plain ``UPDATE``, so the gapless guarantee is unchanged; it saves the
-    separate "create the counter if missing" round trip on every receipt.
+
+def reserve_numbers(
+    session: Session, agency_id: str, template: str, series: str, year: int, count: int
+) -> int:
+    """Reserves ``count`` consecutive numbers in one statement; returns the first.
+
+    ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` (PostgreSQL, and SQLite ≥ 3.35) inserts the
+    counter at ``count`` or adds ``count`` to it, under the same row lock as a plain
+    ``UPDATE``: the numbers stay gapless because the caller uses all of them in the
+    transaction that reserved them, or rolls the reservation back with it. One statement per
+    batch of receipts instead of one per receipt.
     """
+    if count < 1:
+        raise ValueError("reserve at least one number")
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(ReceiptCounter).values(
-        agency_id=agency_id, template=template, series=series, year=year, last_number=1
+        agency_id=agency_id, template=template, series=series, year=year, last_number=count
     )
-    number = session.execute(
+    last = session.execute(
         stmt.on_conflict_do_update(
             index_elements=[
                 ReceiptCounter.agency_id,
@@ -49,10 +60,13 @@ def next_number(session: Session, agency_id: str, template: str, series: str, ye
                 ReceiptCounter.series,
                 ReceiptCounter.year,
             ],
-            set_={"last_number": ReceiptCounter.last_number + 1},
-            where=ReceiptCounter.last_number < MAX_NUMBER,
+            set_={"last_number": ReceiptCounter.last_number + count},
+            where=ReceiptCounter.last_number + count <= MAX_NUMBER,
         ).returning(ReceiptCounter.last_number)
     ).scalar_one_or_none()
-    if number is None:
-        raise SeriesExhausted(f"series {template}/{series} reached {MAX_NUMBER} in {year}")
-    return int(number)
+    if last is None or int(last) > MAX_NUMBER:
+        raise SeriesExhausted(
+            f"series {template}/{series} cannot take {count} more numbers in {year} "
+            f"(at most {MAX_NUMBER})"
+        )
+    return int(last) - count + 1

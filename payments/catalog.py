@@ -32,12 +32,14 @@ from payments.errors import (
 )
 from payments.models import Agency, FeeItem, Procedure
 from payments.tariffs import (
+    LineInput,
     Tariff,
     headline_cap,
     headline_price,
     legacy_tariff,
     parse_reductions,
     parse_tariff,
+    price,
     tariff_of,
     tariff_to_json,
 )
@@ -366,7 +368,9 @@ def validate_quantity(fee_code: str, quantity: int) -> None:
 def line_amount(
     unit_price: int, quantity: int, max_amount: int | None, exemption: tuple[str, str] | None
 ) -> int:
-    """quantity × unit price, capped per line; an exempt line is 0 (and is still recorded)."""
+    """The legacy arithmetic (quantity × unit price, capped per line; an exempt line is 0), which
+    :func:`payments.tariffs.legacy_tariff` reproduces. Orders are priced by their tariff
+    (:func:`payments.order_draft.price_fee`); this stays for comparison in tests."""
     if exemption is not None:
         return 0
     amount = quantity * unit_price
@@ -376,14 +380,16 @@ def line_amount(
 def price_line(
     item: FeeItem, quantity: int, exemption: tuple[str, str] | None = None
 ) -> PricedLine:
-    """One priced order line; the arithmetic is :func:`line_amount`, shared with the SQL path."""
+    """One line of ``quantity`` units priced by the item's tariff (:func:`payments.tariffs.price`,
+    the arithmetic of every path); 0 if exempt."""
     validate_quantity(item.code, quantity)
-    amount = line_amount(item.amount, quantity, item.max_amount, exemption)
+    tariff = tariff_of(item)
+    priced = price(tariff, LineInput(quantity=quantity))
     return PricedLine(
         item=item,
         quantity=quantity,
-        unit_price=item.amount,
-        amount=amount,
+        unit_price=headline_price(tariff),
+        amount=0 if exemption is not None else priced.amount,
         exemption_category=exemption[0] if exemption else None,
         exemption_legal_basis=exemption[1] if exemption else None,
     )

@@ -185,8 +185,8 @@ class PaymentOrder(Base):
                     f"a new order starts pending, not {target.value}",
                     extra={"from": None, "to": target.value},
                 )
-        elif current != target.value:
-            check_transition(current, target)
+        else:
+            check_transition(current, target)  # staying put is not a move either (409)
         return target.value
 
 

@@ -17,10 +17,20 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from payments import vietqr
-from payments.catalog import line_amount, validate_quantity
-from payments.errors import AmountTooLarge, InvalidInput, UnknownFee
+from payments.catalog import validate_quantity
+from payments.errors import AmountTooLarge, InvalidInput, TariffInvalid, UnknownFee
 from payments.models import new_id
 from payments.states import OrderStatus
+from payments.tariffs import (
+    LineInput,
+    Priced,
+    Tariff,
+    headline_price,
+    legacy_tariff,
+    price,
+    pricing_record,
+    tariff_from_json,
+)
 
 __all__ = [
     "AgencyTerms",
@@ -32,15 +42,36 @@ __all__ = [
     "ProcedureSpec",
     "check_fee_requests",
     "draft_order",
+    "line_breakdown",
     "local_day",
+    "price_fee",
 ]
 
 
 @dataclass(frozen=True)
 class FeeRequest:
+    """One line as asked. ``quantity`` keeps its meaning (units; for a per-copy tariff the pages
+    of **one** original; with ``originals``, their total pages). ``copies``, ``originals``,
+    ``declared_value`` and ``reduction`` are what a richer tariff prices by
+    (:class:`payments.tariffs.LineInput`); a line that gives what its tariff does not use, or
+    lacks what it needs, is refused with :class:`payments.errors.TariffInputInvalid`."""
+
     fee_code: str
     quantity: int = 1
     exemption: tuple[str, str] | None = None
+    copies: int = 1
+    originals: tuple[int, ...] = ()
+    declared_value: int | None = None
+    reduction: str | None = None
+
+    def line_input(self) -> LineInput:
+        return LineInput(
+            quantity=self.quantity,
+            copies=self.copies,
+            originals=self.originals,
+            declared_value=self.declared_value,
+            reduction=self.reduction,
+        )
 
 
 @dataclass(frozen=True)
@@ -98,6 +129,7 @@ class _FeeItemLike(Protocol):
     max_amount: int | None
     retention_percent: int
     legal_basis: str
+    tariff: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -113,6 +145,8 @@ class FeeSpec:
     max_amount: int | None
     retention_percent: int
     legal_basis: str
+    tariff: dict[str, Any] | None = None
+    """``fee_items.tariff`` as stored (``None``: the legacy tariff of ``amount``/``max_amount``)."""
 
     @classmethod
     def of(cls, item: _FeeItemLike) -> FeeSpec:
@@ -126,7 +160,15 @@ class FeeSpec:
             max_amount=item.max_amount,
             retention_percent=int(item.retention_percent),
             legal_basis=item.legal_basis,
+            tariff=item.tariff,
         )
+
+    def priced_by(self) -> Tariff:
+        """The tariff this item prices by, read as :func:`payments.tariffs.tariff_of` reads a
+        catalogue row (its JSON, or the legacy unit price and cap when NULL)."""
+        if self.tariff is None:
+            return legacy_tariff(self.amount, self.unit, self.max_amount)
+        return tariff_from_json(self.tariff)
 
 
 @dataclass(frozen=True)
@@ -154,6 +196,9 @@ class LineDraft:
     legal_basis: str
     exemption_category: str | None
     exemption_legal_basis: str | None
+    pricing: dict[str, Any] | None = None
+    """:func:`payments.tariffs.pricing_record` of the line, plus ``simple`` (the amount is
+    plainly quantity x unit price, so the receipt needs no breakdown); ``order_lines.pricing``."""
 
 
 @dataclass
@@ -184,6 +229,19 @@ class OrderDraft:
         return self.amount == 0
 
 
+def line_breakdown(
+    pricing: dict[str, Any] | None, *, exempt: bool = False, lang: str = "vi"
+) -> str | None:
+    """How a line's amount was reached, in words, when it says more than quantity x unit price:
+    ``None`` for a line priced before issue 14 (``pricing`` NULL), a simple line, or an exempt
+    one (its amount is 0 and its exemption says why). Read from what the line froze, never from
+    today's catalogue."""
+    if pricing is None or exempt or pricing.get("simple", False):
+        return None
+    text = pricing.get("text_en" if lang == "en" else "text_vi")
+    return text if isinstance(text, str) and text else None
+
+
 def local_day(time_zone: str, moment: datetime) -> date:
     """The agency-local calendar day whose catalogue prices an order created at ``moment``."""
     return moment.astimezone(ZoneInfo(time_zone)).date()
@@ -196,6 +254,25 @@ def check_fee_requests(fees: Sequence[FeeRequest]) -> None:
     codes = [f.fee_code for f in fees]
     if len(set(codes)) != len(codes):
         raise InvalidInput("each fee_code may appear once per order; use quantity")
+
+
+def price_fee(item: FeeSpec, fee: FeeRequest) -> tuple[Tariff, Priced, dict[str, Any]]:
+    """The line priced by its item's tariff: the one arithmetic of every path (the API's two
+    writers, the counter's totals as you type). A full exemption is applied by the caller (the
+    line is recorded at 0); the input is still checked against the tariff.
+
+    :raises TariffInputInvalid: the line does not give what the tariff prices by.
+    :raises TariffInvalid: the catalogue row's stored tariff is unreadable (never written so).
+    """
+    try:
+        tariff = item.priced_by()
+    except TariffInvalid as exc:  # a stored tariff is checked on import: a server fault
+        raise RuntimeError(f"fee item {item.id} has an unreadable tariff: {exc.detail}") from exc
+    line = fee.line_input()
+    priced = price(tariff, line)
+    record = pricing_record(tariff, line, priced)
+    record["simple"] = priced.simple
+    return tariff, priced, record
 
 
 def draft_order(
@@ -221,6 +298,8 @@ def draft_order(
                 f"{local_day(agency.time_zone, now)}"
             )
         validate_quantity(item.code, fee.quantity)
+        tariff, priced, record = price_fee(item, fee)
+        quantity = sum(fee.originals) if fee.originals else fee.quantity
         lines.append(
             LineDraft(
                 id=new_id(),
@@ -230,13 +309,14 @@ def draft_order(
                 fee_name=item.name,
                 kind=item.kind,
                 unit=item.unit,
-                quantity=fee.quantity,
-                unit_price=item.amount,
-                amount=line_amount(item.amount, fee.quantity, item.max_amount, fee.exemption),
+                quantity=quantity,
+                unit_price=headline_price(tariff),
+                amount=0 if fee.exemption is not None else priced.amount,
                 retention_percent=item.retention_percent,
                 legal_basis=item.legal_basis,
                 exemption_category=fee.exemption[0] if fee.exemption else None,
                 exemption_legal_basis=fee.exemption[1] if fee.exemption else None,
+                pricing=record,
             )
         )
     total = sum(line.amount for line in lines)

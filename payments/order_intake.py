@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -47,6 +47,7 @@ from payments.errors import (
     AmountTooLarge,
     IdempotencyConflict,
     InvalidInput,
+    TariffInputInvalid,
     UnknownFee,
     UnknownProcedure,
 )
@@ -112,7 +113,7 @@ def libpq_conninfo(database_url: str) -> str:
 
 _LOAD_PROCEDURE = """
 SELECT p.id, p.code, p.name, f.id, f.code, f.kind, f.name, f.amount, f.unit, f.max_amount,
-       f.retention_percent, f.legal_basis
+       f.retention_percent, f.legal_basis, f.tariff
 FROM procedures p
 LEFT JOIN LATERAL (
     SELECT DISTINCT ON (fi.code) fi.*
@@ -273,7 +274,9 @@ class OrderIntake:
         if rows:
             pid, pcode, pname = rows[0][0], rows[0][1], rows[0][2]
             fees = {
-                r[4]: FeeSpec(r[3], r[4], r[5], r[6], int(r[7]), r[8], r[9], int(r[10]), r[11])
+                r[4]: FeeSpec(
+                    r[3], r[4], r[5], r[6], int(r[7]), r[8], r[9], int(r[10]), r[11], r[12]
+                )
                 for r in rows
                 if r[3] is not None
             }
@@ -298,7 +301,7 @@ class OrderIntake:
         dossier_code: str,
         procedure_code: str,
         payer: dict[str, Any],
-        fees: list[tuple[str, int, tuple[str, str] | None]],
+        fees: Sequence[FeeRequest],
         callback_url: str | None,
         ttl: timedelta,
         max_amount: int,
@@ -323,7 +326,7 @@ class OrderIntake:
                 base_url,
                 now,
             )
-        except (InvalidInput, UnknownFee, UnknownProcedure, AmountTooLarge):
+        except (InvalidInput, TariffInputInvalid, UnknownFee, UnknownProcedure, AmountTooLarge):
             # A retry of a request that once succeeded gets its original answer even if the
             # catalogue has changed since, as on the ORM path (which looks first).
             replay = await self._find(client_id, scope, key, digest)
@@ -341,7 +344,7 @@ class OrderIntake:
         dossier_code: str,
         procedure_code: str,
         payer: dict[str, Any],
-        fees: list[tuple[str, int, tuple[str, str] | None]],
+        fees: Sequence[FeeRequest],
         callback_url: str | None,
         ttl: timedelta,
         max_amount: int,
@@ -352,7 +355,7 @@ class OrderIntake:
             dossier_code=dossier_code,
             procedure_code=procedure_code,
             payer=payer,
-            fees=tuple(FeeRequest(fee_code=c, quantity=q, exemption=e) for c, q, e in fees),
+            fees=tuple(fees),
             callback_url=callback_url,
         )
         check_fee_requests(request.fees)
@@ -579,6 +582,7 @@ def _batch_params(batch: list[_Pending]) -> dict[str, str]:
                 "legal_basis": line.legal_basis,
                 "exemption_category": line.exemption_category,
                 "exemption_legal_basis": line.exemption_legal_basis,
+                "pricing": line.pricing,
             }
             for line in order.lines
         )

@@ -27,7 +27,7 @@ from payments.order_draft import (
     draft_order,
     local_day,
 )
-from payments.states import OrderStatus, check_transition
+from payments.states import OrderStatus
 from settings.db import utcnow
 
 __all__ = [
@@ -107,6 +107,7 @@ def create_order(
             legal_basis=line.legal_basis,
             exemption_category=line.exemption_category,
             exemption_legal_basis=line.exemption_legal_basis,
+            pricing=line.pricing,
         )
         for line in draft.lines
     ]
@@ -127,8 +128,7 @@ def _unique_reference(session: Session) -> str:
 
 
 def mark_succeeded(order: PaymentOrder, *, method: str, at: datetime) -> None:
-    check_transition(order.status, OrderStatus.SUCCEEDED)
-    order.status = OrderStatus.SUCCEEDED.value
+    order.move_to(OrderStatus.SUCCEEDED)
     order.payment_method = method
     order.paid_at = at
     notify_order(order, "payment_order.succeeded")
@@ -159,7 +159,6 @@ def list_orders(
 def cancel_order(session: Session, order: PaymentOrder) -> PaymentOrder:
     if order.status == OrderStatus.CANCELLED.value:
         return order  # cancelling twice is a no-op, not an error
-    check_transition(order.status, OrderStatus.CANCELLED)
-    order.status = OrderStatus.CANCELLED.value
+    order.move_to(OrderStatus.CANCELLED)
     notify_order(order, "payment_order.cancelled")
     return order

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from einvoice.lifecycle import error_notices_for
 from einvoice.models import ErrorNotice, ErrorNoticeItem, Receipt
+from payments.order_draft import line_breakdown
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -77,6 +78,8 @@ class LineView(Protocol):
     def exemption_category(self) -> str | None: ...
     @property
     def exemption_legal_basis(self) -> str | None: ...
+    @property
+    def pricing(self) -> dict[str, Any] | None: ...
 
 
 class OrderView(Protocol):
@@ -159,6 +162,7 @@ def order_json(order: OrderView, receipt: Receipt | None, base_url: str) -> dict
                     if line.exemption_category
                     else None
                 ),
+                "breakdown": _breakdown(line),
             }
             for line in order.lines
         ],
@@ -179,6 +183,15 @@ def order_json(order: OrderView, receipt: Receipt | None, base_url: str) -> dict
         "receipt": receipt_links(receipt, base) if receipt else None,
         "receipt_error": order.receipt_error,
     }
+
+
+def _breakdown(line: LineView) -> dict[str, str] | None:
+    """How the line's amount was reached (issue 14), in both languages; ``None`` when quantity x
+    unit price says it (and on lines priced before the tariffs)."""
+    exempt = bool(line.exemption_category)
+    vi = line_breakdown(line.pricing, exempt=exempt)
+    en = line_breakdown(line.pricing, exempt=exempt, lang="en")
+    return {"vi": vi, "en": en or vi} if vi is not None else None
 
 
 def _link(session: Session, receipt_id: str | None, base: str) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -46,6 +46,17 @@ from payments.catalog import import_catalog, reprice_fee
 from payments.credentials import PROVIDERS, add_bank_feed, add_client
 from payments.errors import CatalogImportError, InvalidInput
 from payments.models import Agency, ApiClient, BankFeedCredential, FeeItem, Procedure
+from payments.tariffs import (
+    LineInput,
+    Tariff,
+    describe,
+    format_reductions,
+    format_tariff,
+    headline_price,
+    parse_tariff,
+    price,
+    tariff_of,
+)
 from settings.config import Profile
 from settings.errors import ProblemError
 from signing.certs import assess_certificate
@@ -602,6 +613,8 @@ def _fee_page(
     error: str | None = None,
     status_code: int = 200,
     form: dict[str, str] | None = None,
+    tariff_form: dict[str, str] | None = None,
+    preview: dict[str, Any] | None = None,
 ) -> Response:
     agency = _agency(session, staff)
     history = list(
@@ -612,7 +625,20 @@ def _fee_page(
         )
     )
     today = _local_today(agency, now)
+    current = tariff_of(item)
     ctx = {
+        "tariff_words": {"vi": describe(current, "vi"), "en": describe(current, "en")},
+        "tariff_form": tariff_form
+        or {
+            "tariff": format_tariff(current),
+            "reductions": format_reductions(current),
+            "effective_from": today.isoformat(),
+            "quantity": "3" if current.tiers else "",
+            "copies": "1",
+            "declared_value": "",
+            "reduction": "",
+        },
+        "preview": preview,
         "item": item,
         "procedure": item.procedure,
         "history": history,
@@ -692,6 +718,120 @@ def reprice(
                 form={"amount": amount, "effective_from": effective_from},
             )
     return _redirect(f"/staff/admin/catalog/fees/{new_id}?done=repriced")
+
+
+def _parse_tariff_form(item: FeeItem, text: str, reductions: str) -> Tariff:
+    """The tariff as typed (README, "How fees are priced": the catalogue's text form)."""
+    tariff = parse_tariff(text, reductions)
+    if tariff.unit is None and item.unit is not None and tariff.tiers:
+        tariff = replace(tariff, unit=item.unit)
+    return tariff
+
+
+def _preview_input(form: dict[str, str]) -> LineInput:
+    def whole(name: str) -> int | None:
+        text = form[name].strip()
+        return _parse_vnd(text) if text else None
+
+    return LineInput(
+        quantity=whole("quantity"),
+        copies=whole("copies") or 1,
+        declared_value=whole("declared_value"),
+        reduction=form["reduction"].strip() or None,
+    )
+
+
+@router.post("/catalog/fees/{fee_id}/tariff", response_class=HTMLResponse)
+def edit_tariff(
+    request: Request,
+    fee_id: str,
+    staff: AdminPost,
+    engine: EngineDep,
+    clock: ClockDep,
+    tariff: Annotated[str, Form(max_length=2000)] = "",
+    reductions: Annotated[str, Form(max_length=4000)] = "",
+    effective_from: Annotated[str, Form(max_length=20)] = "",
+    quantity: Annotated[str, Form(max_length=20)] = "",
+    copies: Annotated[str, Form(max_length=20)] = "",
+    declared_value: Annotated[str, Form(max_length=20)] = "",
+    reduction: Annotated[str, Form(max_length=32)] = "",
+    action: Annotated[str, Form(max_length=10)] = "preview",
+) -> Response:
+    """Edits a tariff in its text form. ``preview`` prices a sample line by the typed tariff
+    (``payments.tariffs.price``, the arithmetic of every order: "3 trang → 5.000 đ") and saves
+    nothing; ``save`` (offered with the preview) adds the tariff as a new effective-dated row
+    (``reprice_fee(..., tariff=...)``), like a new price: history is never overwritten."""
+    now = clock()
+    form = {
+        "tariff": tariff,
+        "reductions": reductions,
+        "effective_from": effective_from,
+        "quantity": quantity,
+        "copies": copies,
+        "declared_value": declared_value,
+        "reduction": reduction,
+    }
+    preview: dict[str, Any] | None = None
+    try:
+        with unit_of_work(engine) as session:
+            item = _fee(session, staff, fee_id)
+            agency = _agency(session, staff)
+            parsed = _parse_tariff_form(item, tariff, reductions)
+            if action != "save":
+                line = _preview_input(form)
+                priced = price(parsed, line)
+                preview = {
+                    "words": {"vi": describe(parsed, "vi"), "en": describe(parsed, "en")},
+                    "amount": priced.amount,
+                    "text": {"vi": priced.text_vi, "en": priced.text_en},
+                    "headline": headline_price(parsed),
+                }
+                return _fee_page(
+                    request, session, staff, item, now, tariff_form=form, preview=preview
+                )
+            day = _parse_date(effective_from, "Ngày hiệu lực", "effective from")
+            if day < _local_today(agency, now):
+                raise InvalidInput(
+                    "Biểu mới không được hiệu lực từ một ngày đã qua / "
+                    "a new tariff cannot start on a past day"
+                )
+            old, new = reprice_fee(
+                session, agency, item.id, headline_price(parsed), effective_from=day, tariff=parsed
+            )
+            _audit(
+                session,
+                staff,
+                "fee_tariff_changed",
+                "fee_item",
+                new.id,
+                {
+                    "procedure_code": item.procedure.code,
+                    "fee_code": item.code,
+                    "old_tariff": format_tariff(tariff_of(old)),
+                    "new_tariff": format_tariff(parsed),
+                    "old_amount": old.amount,
+                    "new_amount": new.amount,
+                    "effective_from": day.isoformat(),
+                    "previous_item": old.id,
+                },
+                now,
+            )
+            new_id = new.id
+    except ProblemError as exc:
+        if exc.status == 404:
+            raise
+        with unit_of_work(engine) as session:
+            return _fee_page(
+                request,
+                session,
+                staff,
+                _fee(session, staff, fee_id),
+                now,
+                error=exc.detail,
+                status_code=exc.status,
+                tariff_form=form,
+            )
+    return _redirect(f"/staff/admin/catalog/fees/{new_id}?done=tariff")
 
 
 # --- API clients and bank-feed keys ---------------------------------------------------

@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, SettingsDep, unit_of_work
+from api.downloads import document_response
 from api.pages.web import page_staff, page_staff_csrf
-from api.rendering import render
+from api.rendering import render, vnd
 from api.schemas import PaymentOrderIn
 from api.staff.deps import ClockDep, StaffContext
 from einvoice.lifecycle import REASON_MAX, REASON_MIN, error_notices_for, original_content
@@ -39,10 +40,11 @@ from einvoice.models import ErrorNotice, Receipt
 from payments import idempotency
 from payments.errors import InvalidInput
 from payments.models import Agency, FeeItem, PaymentOrder, Procedure
-from payments.order_draft import FeeRequest, OrderRequest
+from payments.order_draft import FeeRequest, FeeSpec, OrderRequest, price_fee
 from payments.orders import get_order
 from payments.presenters import mask, order_json
 from payments.states import OrderStatus
+from payments.tariffs import Priced, Tariff, TariffKind, describe, tariff_of
 from payments.usecases.follow_ups import run_after_commit
 from payments.usecases.orders import (
     Answer,
@@ -178,20 +180,49 @@ class FeeChoice:
     max_amount: int | None
     legal_basis: str
     quantity: int
+    tariff: Tariff
     exempt: bool = False
     exempt_category: str = ""
     exempt_basis: str = ""
+    copies: int = 1
+    declared_value: int | None = None
+    reduction: str = ""
+    priced: Priced | None = None
+    """The line priced by :func:`payments.order_draft.price_fee`, the arithmetic of the order
+    itself (``None``: left out, or the input does not fit the tariff: see ``error``)."""
+    error: str | None = None
 
     @property
     def amount(self) -> int:
-        """The preview of ``payments.catalog.price_line``: quantity × price, capped, 0 if exempt.
+        """The preview of the line: the same pricing as the order, 0 if exempt or left out.
 
         Only a preview: the order's amount is always recomputed by the service.
         """
-        if self.exempt or self.quantity <= 0:
+        if self.exempt or self.priced is None:
             return 0
-        amount = self.quantity * self.unit_price
-        return min(amount, self.max_amount) if self.max_amount is not None else amount
+        return self.priced.amount
+
+    @property
+    def per_copy(self) -> bool:
+        return self.tariff.kind is TariffKind.COPY
+
+    @property
+    def by_value(self) -> bool:
+        return self.tariff.kind is TariffKind.VALUE
+
+    def words(self, lang: str) -> str:
+        """The tariff in words (:func:`payments.tariffs.describe`)."""
+        return describe(self.tariff, lang)
+
+    def breakdown(self, lang: str) -> str | None:
+        """How the amount is reached, when it says more than quantity × unit price."""
+        if self.exempt or self.priced is None or self.priced.simple:
+            return None
+        return self.priced.text_en if lang == "en" else self.priced.text_vi
+
+
+def _optional_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _procedures(session: Session, agency_id: str) -> list[Procedure]:
@@ -255,6 +286,27 @@ def _choices(
     result = []
     for index, item in enumerate(items):
         given = typed.get(item.code, {})
+        quantity = int(given.get("quantity", 1))
+        given_copies = _optional_int(given.get("copies"))
+        copies = 1 if given_copies is None else given_copies
+        declared_value = _optional_int(given.get("declared_value"))
+        reduction = str(given.get("reduction", ""))
+        priced: Priced | None = None
+        error: str | None = None
+        if quantity > 0:
+            try:
+                _, priced, _ = price_fee(
+                    FeeSpec.of(item),
+                    FeeRequest(
+                        fee_code=item.code,
+                        quantity=quantity,
+                        copies=copies,
+                        declared_value=declared_value,
+                        reduction=reduction or None,
+                    ),
+                )
+            except ProblemError as exc:
+                error = exc.detail
         result.append(
             FeeChoice(
                 index=index,
@@ -265,10 +317,16 @@ def _choices(
                 unit_price=item.amount,
                 max_amount=item.max_amount,
                 legal_basis=item.legal_basis,
-                quantity=int(given.get("quantity", 1)),
+                quantity=quantity,
+                tariff=tariff_of(item),
                 exempt=bool(given.get("exempt", False)),
                 exempt_category=str(given.get("exempt_category", "")),
                 exempt_basis=str(given.get("exempt_basis", "")),
+                copies=copies,
+                declared_value=declared_value,
+                reduction=reduction,
+                priced=priced,
+                error=error,
             )
         )
     return result
@@ -395,6 +453,48 @@ def new_order_lines(
     return render(request, "counter_lines.html", context)
 
 
+@router.get("/new/price")
+def new_order_price(request: Request, staff: Clerk, engine: EngineDep) -> JSONResponse:
+    """Totals as you type: the form's fee lines (``line-N-*`` and ``procedure_code`` as query
+    parameters; never the payer's details) priced by :func:`payments.order_draft.price_fee`,
+    the very function that prices the order, so the screen has no arithmetic of its own."""
+    parsed = _parse_order_form(request.query_params)
+    with unit_of_work(engine) as session:
+        context = _form_context(
+            session,
+            staff,
+            procedure_text=parsed.values["procedure_code"] or parsed.values["procedure"],
+            values={},
+            typed=parsed.typed,
+            form_token="",
+            errors=[],
+        )
+    choices: list[FeeChoice] = context["choices"]
+    return JSONResponse(
+        {
+            "lines": [
+                {
+                    "index": c.index,
+                    "fee_code": c.code,
+                    "amount": c.amount,
+                    "amount_text": vnd(c.amount),
+                    "breakdown": (
+                        {"vi": c.breakdown("vi"), "en": c.breakdown("en")}
+                        if c.breakdown("vi")
+                        else None
+                    ),
+                    "error": c.error,
+                }
+                for c in choices
+            ],
+            "total": context["total"],
+            "total_text": vnd(context["total"]),
+            "errors": parsed.errors,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 _FIELD_NAMES = {
     "dossier_code": ("Mã hồ sơ", "Dossier code"),
     "procedure_code": ("Thủ tục", "Procedure"),
@@ -411,6 +511,9 @@ _FIELD_NAMES = {
         "Fee lines (at least one, quantity ≥ 1)",
     ),
     "quantity": ("Số lượng (1 đến 100.000)", "Quantity (1 to 100,000)"),
+    "copies": ("Số bản (1 đến 1.000)", "Copies (1 to 1,000)"),
+    "declared_value": ("Giá trị khai báo (đồng)", "Declared value (VND)"),
+    "reduction": ("Mức giảm", "Reduction"),
     "category": ("Đối tượng miễn", "Exemption category"),
     "legal_basis": ("Căn cứ miễn", "Exemption legal basis"),
 }
@@ -466,15 +569,28 @@ def _parse_order_form(form: Any) -> ParsedOrderForm:
         except ValueError:
             errors.append(f"Số lượng không hợp lệ / invalid quantity: {code} = {raw_quantity!r}")
             quantity = 0
+        extra: dict[str, Any] = {}
+        for name, label in (("copies", "số bản / copies"), ("declared_value", "giá trị / value")):
+            raw = _text(form, prefix + name, 20).replace(".", "").replace(" ", "")
+            if not raw:
+                continue
+            try:
+                extra[name] = int(raw)
+            except ValueError:
+                errors.append(f"Không hợp lệ / invalid {label}: {code} = {raw!r}")
+        reduction = _text(form, prefix + "reduction", 32)
+        if reduction:
+            extra["reduction"] = reduction
         typed[code] = {
             "quantity": max(quantity, 0),
             "exempt": exempt,
             "exempt_category": category,
             "exempt_basis": basis,
+            **extra,
         }
         if quantity <= 0:
             continue  # 0 leaves the line out of the order
-        line: dict[str, Any] = {"fee_code": code, "quantity": quantity}
+        line: dict[str, Any] = {"fee_code": code, "quantity": quantity, **extra}
         if exempt:
             if not category or not basis:
                 errors.append(
@@ -518,16 +634,7 @@ def _create_from_form(
             dossier_code=body.dossier_code,
             procedure_code=body.procedure_code,
             payer=body.payer.model_dump(mode="json", exclude_none=True),
-            fees=tuple(
-                FeeRequest(
-                    fee_code=f.fee_code,
-                    quantity=f.quantity,
-                    exemption=(f.exemption.category, f.exemption.legal_basis)
-                    if f.exemption
-                    else None,
-                )
-                for f in body.fees
-            ),
+            fees=tuple(f.fee_request() for f in body.fees),
         )
 
         def action(session: Session) -> Answer:
@@ -740,11 +847,7 @@ def receipt_pdf_page(
         receipt = _receipt(session, staff, receipt_id)
         body = display_copy(session, settings, receipt)
         name = display_copy_name(receipt, "pdf")
-    return Response(
-        body,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "no-store"},
-    )
+    return document_response(body, "application/pdf", name, private=True)
 
 
 def _reason_error(reason: str) -> str | None:

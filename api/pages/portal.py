@@ -41,10 +41,11 @@ from api.ratelimit import rate_limit
 from api.rendering import render
 from einvoice.models import Receipt
 from payments.card_payments import gateway_from_settings, start_card_payment
-from payments.errors import NotFound, UnknownAgency
+from payments.errors import NotFound, TariffInvalid, UnknownAgency
 from payments.models import Agency, FeeItem, PaymentOrder, Procedure
 from payments.orders import get_order
 from payments.presenters import order_json, receipt_links
+from payments.tariffs import describe, tariff_from_json, tariff_of
 from payments.usecases.receipts import display_copy, display_copy_name, receipt_chain
 from payments.vietqr import BANK_NAMES
 from settings.clock import local_today
@@ -96,7 +97,21 @@ def _public_order(session: Session, order: PaymentOrder, base_url: str) -> dict[
     data["payer"] = {"name": _mask_name(order.payer.get("name"))}
     data["downloads"] = _downloads(order.id) if receipt is not None else None
     data["overdue"] = order.status == "pending" and order.expires_at < utcnow()
+    for shown, line in zip(data["lines"], order.lines, strict=True):
+        shown["tariff_words"] = _tariff_words(line.pricing)
     return data
+
+
+def _tariff_words(pricing: dict[str, Any] | None) -> dict[str, str] | None:
+    """The tariff the line was priced by, in words (as frozen on the line; ``None`` on lines
+    priced before issue 14, whose fee name and unit price say it)."""
+    if pricing is None or "tariff" not in pricing:
+        return None
+    try:
+        tariff = tariff_from_json(pricing["tariff"])
+    except TariffInvalid:
+        return None
+    return {"vi": describe(tariff, "vi"), "en": describe(tariff, "en")}
 
 
 # --------------------------------------------------------------------------- home
@@ -306,6 +321,9 @@ class FeeRow:
     effective_from: date
     effective_to: date | None
     upcoming: bool
+    words_vi: str = ""
+    """The tariff in words (:func:`payments.tariffs.describe`), as the law writes it."""
+    words_en: str = ""
 
 
 @dataclass
@@ -365,9 +383,18 @@ def catalogue(
                 item.effective_from,
                 item.effective_to,
                 item.effective_from > today,
+                *_words(item),
             )
         )
     return list(procedures.values())
+
+
+def _words(item: FeeItem) -> tuple[str, str]:
+    try:
+        tariff = tariff_of(item)
+    except TariffInvalid:  # never stored so (checked on import); the figures still show
+        return "", ""
+    return describe(tariff, "vi"), describe(tariff, "en")
 
 
 def _today(agency: Agency) -> date:

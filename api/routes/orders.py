@@ -19,7 +19,7 @@ from einvoice.models import Receipt
 from payments import idempotency, vietqr
 from payments.credentials import check_callback_url
 from payments.models import Agency, ApiClient, PaymentOrder
-from payments.order_draft import FeeRequest, OrderRequest
+from payments.order_draft import OrderRequest
 from payments.order_intake import AgencySnapshot, OrderIntake
 from payments.orders import get_order, list_orders
 from payments.presenters import order_json
@@ -76,14 +76,7 @@ async def create(body: PaymentOrderIn, request: Request, client: ClientDep) -> R
     callback_url = body.callback_url or client.callback_url
     if callback_url:
         check_callback_url(callback_url, allow_loopback=settings.profile is Profile.EMBEDDED)
-    fees = [
-        (
-            f.fee_code,
-            f.quantity,
-            (f.exemption.category, f.exemption.legal_basis) if f.exemption else None,
-        )
-        for f in body.fees
-    ]
+    fees = [f.fee_request() for f in body.fees]
     payer = body.payer.model_dump(mode="json")
     intake: OrderIntake | None = getattr(request.app.state, "order_intake", None)
     if intake is not None:
@@ -115,7 +108,7 @@ async def create(body: PaymentOrderIn, request: Request, client: ClientDep) -> R
         dossier_code=body.dossier_code,
         procedure_code=body.procedure_code,
         payer=payer,
-        fees=tuple(FeeRequest(fee_code=c, quantity=q, exemption=e) for c, q, e in fees),
+        fees=tuple(fees),
         callback_url=callback_url,
     )
     engine: Engine = request.app.state.engine

@@ -29,23 +29,40 @@
   });
 
   /* --- new order: live total and procedure picker ----------------------------------- */
+  /* The server prices the lines (GET data-price-url, the same function as the order): no
+     arithmetic here. Only the fee-line fields are sent, never the payer's details. */
+  var priceTimer = null;
+  var priceSeq = 0;
   function recompute(form) {
-    var total = 0;
-    form.querySelectorAll("tr[data-line]").forEach(function (row) {
-      var q = parseInt(row.querySelector("[data-quantity]").value, 10);
-      if (!(q > 0)) { q = 0; }
-      var price = parseInt(row.getAttribute("data-price"), 10) || 0;
-      var capText = row.getAttribute("data-cap");
-      var amount = q * price;
-      if (capText) { amount = Math.min(amount, parseInt(capText, 10)); }
-      var ex = row.querySelector("[data-exempt]");
-      if (ex && ex.checked) { amount = 0; }
-      var cell = row.querySelector("[data-line-amount]");
-      if (cell) { cell.textContent = vnd(amount); }
-      total += amount;
+    if (priceTimer) { clearTimeout(priceTimer); }
+    priceTimer = setTimeout(function () { priceNow(form); }, 150);
+  }
+  async function priceNow(form) {
+    var url = form.getAttribute("data-price-url");
+    if (!url || !form.querySelector("tr[data-line]")) { return; }
+    var params = new URLSearchParams();
+    new FormData(form).forEach(function (value, name) {
+      if (name === "procedure_code" || name.indexOf("line-") === 0) { params.append(name, value); }
     });
-    var out = document.getElementById("total");
-    if (out) { out.textContent = vnd(total); }
+    var seq = ++priceSeq;
+    try {
+      var res = await fetch(url + "?" + params.toString(),
+        { credentials: "same-origin", headers: { "Accept": "application/json", "X-Requested-With": "fetch" } });
+      if (!res.ok || seq !== priceSeq) { return; }
+      var data = await res.json();
+      data.lines.forEach(function (line) {
+        var row = form.querySelector('tr[data-line][data-index="' + line.index + '"]');
+        if (!row) { return; }
+        var cell = row.querySelector("[data-line-amount]");
+        if (cell) { cell.textContent = line.amount_text; }
+        var how = row.querySelector("[data-line-breakdown]");
+        if (how) { how.textContent = line.breakdown ? line.breakdown[lang] : ""; }
+        var err = row.querySelector("[data-line-error]");
+        if (err) { err.textContent = line.error || ""; }
+      });
+      var out = document.getElementById("total");
+      if (out) { out.textContent = data.total_text; }
+    } catch (e) { /* the figures stay as last priced; the server decides on submit */ }
   }
 
   var orderForm = document.getElementById("order-form");

@@ -7,8 +7,9 @@ line-correction arithmetic, the walk from a receipt back to its order, the key l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +30,7 @@ from payments.models import ApiClient, PaymentOrder
 from payments.notify import notify_receipt
 from payments.presenters import receipt_json
 from payments.signer import signer_for
+from payments.tariffs import line_input_from_json, price, tariff_from_json
 from settings.config import Settings
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "display_copy",
     "display_copy_name",
     "order_of_receipt",
+    "order_repricer",
     "receipt_chain",
     "replace",
     "send_error_notice",
@@ -140,10 +143,22 @@ def order_of_receipt(session: Session, receipt: Receipt) -> PaymentOrder | None:
     return session.scalar(select(PaymentOrder).where(PaymentOrder.receipt_id == root.id))
 
 
+Repricer = Callable[[str, int], tuple[int, str | None] | None]
+"""(fee code, new quantity) → (amount, breakdown) by the tariff the order froze, or ``None``."""
+
+
 def corrected_lines(
-    original: tuple[ParsedLine, ...], corrections: tuple[LineCorrection, ...]
+    original: tuple[ParsedLine, ...],
+    corrections: tuple[LineCorrection, ...],
+    reprice: Repricer | None = None,
 ) -> tuple[ReceiptLine, ...]:
-    """The replacement's lines: each correction completed from the original line of its code."""
+    """The replacement's lines: each correction completed from the original line of its code.
+
+    An amount not given is the original's when quantity and unit price are unchanged; a new
+    quantity is priced by the tariff the order was priced with (``reprice``: tiers, caps and
+    reductions apply as they did), and only a line without one falls back to quantity × unit
+    price.
+    """
     by_code = {line.fee_code: line for line in original}
     result: list[ReceiptLine] = []
     for given in corrections:
@@ -160,12 +175,24 @@ def corrected_lines(
                 extra={"field": "lines"},
             )
         quantity = given.quantity or (base.quantity if base else 1)
+        breakdown = base.breakdown if base else None
+        unchanged = base is not None and (quantity, unit_price) == (base.quantity, base.unit_price)
         if given.amount is not None:
             amount = given.amount
-        elif base is not None and (quantity, unit_price) == (base.quantity, base.unit_price):
+            if not unchanged or amount != (base.amount if base else None):
+                breakdown = None  # an amount typed by hand: no computation to show
+        elif unchanged and base is not None:
             amount = base.amount
         else:
-            amount = quantity * unit_price
+            repriced = (
+                reprice(given.fee_code, quantity)
+                if reprice is not None and (base is None or unit_price == base.unit_price)
+                else None
+            )
+            if repriced is not None:
+                amount, breakdown = repriced
+            else:
+                amount, breakdown = quantity * unit_price, None
         unit = (base.unit if base else None) if isinstance(given.unit, _Keep) else given.unit
         exemption = (
             (base.exemption if base else None)
@@ -182,9 +209,32 @@ def corrected_lines(
                 amount=amount,
                 unit=unit,
                 exemption=exemption,
+                breakdown=breakdown,
             )
         )
     return tuple(result)
+
+
+def order_repricer(order: PaymentOrder | None) -> Repricer | None:
+    """Prices a new quantity of an order's line by the tariff and input that line froze."""
+    if order is None:
+        return None
+    frozen = {line.fee_code: line for line in order.lines}
+
+    def reprice(fee_code: str, quantity: int) -> tuple[int, str | None] | None:
+        line = frozen.get(fee_code)
+        record = line.pricing if line is not None else None
+        if line is None or not record or "tariff" not in record or "input" not in record:
+            return None
+        given = line_input_from_json(record["input"])
+        if given.originals:  # several originals: a single new page count does not say which
+            return None
+        if line.exemption_category:
+            return 0, None
+        priced = price(tariff_from_json(record["tariff"]), dc_replace(given, quantity=quantity))
+        return priced.amount, (None if priced.simple else priced.text_vi)
+
+    return reprice
 
 
 def replace(session: Session, settings: Settings, command: ReplaceReceipt) -> Receipt:
@@ -201,7 +251,13 @@ def replace(session: Session, settings: Settings, command: ReplaceReceipt) -> Re
             address=given.get("address", parsed.payer_address),
             id_number=given.get("id_number", parsed.payer_id_number),
         )
-    lines = corrected_lines(parsed.lines, command.lines) if command.lines is not None else None
+    lines = (
+        corrected_lines(
+            parsed.lines, command.lines, order_repricer(order_of_receipt(session, original))
+        )
+        if command.lines is not None
+        else None
+    )
     replacement = replace_receipt(
         session,
         original.id,

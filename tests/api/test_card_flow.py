@@ -71,7 +71,7 @@ def test_card_payment_pays_the_order_and_issues_the_receipt(
     started = card_client.post(f"/api/v1/payment-orders/{order['id']}/card")
     assert started.status_code == 200, started.text
     intent = started.json()
-    assert intent["amount"] == 6000 and intent["currency"] == "vnd"  # zero-decimal: whole đồng
+    assert intent["amount"] == 5000 and intent["currency"] == "vnd"  # zero-decimal: whole đồng
     pay_with_card(stripe_server, intent["payment_intent"])
 
     event = {

@@ -39,16 +39,16 @@ def test_stray_credit_and_unsent_receipts_are_named_breaks(
     client: TestClient, auth: dict[str, str], demo: Settings
 ) -> None:
     order = create(client, auth, "close-1").json()
-    sepay(client, 6000, order["reference"])
+    sepay(client, 5000, order["reference"])
     sepay(client, 50000, "chuyen tien nham tai khoan")  # a stray credit
     close, breaks = close_today()
     kinds = sorted(b.kind for b in breaks)
     assert kinds == ["credit_without_payment", "receipt_missing_from_summary"]
     assert close.status == "breaks" and close.version == 1  # type: ignore[attr-defined]
     totals = close.totals  # type: ignore[attr-defined]
-    assert totals["bank_credits"] == {"count": 2, "amount": 56000}
-    assert totals["payments"]["transfer"] == {"count": 1, "amount": 6000}
-    assert totals["receipts"] == {"count": 1, "amount": 6000}
+    assert totals["bank_credits"] == {"count": 2, "amount": 55000}
+    assert totals["payments"]["transfer"] == {"count": 1, "amount": 5000}
+    assert totals["receipts"] == {"count": 1, "amount": 5000}
     # The close report is signed by the agency and verifies.
     status = verify_enveloped(close.document)  # type: ignore[attr-defined]
     assert status.valid, status.problems
@@ -98,7 +98,7 @@ def test_payment_without_receipt_is_a_break_until_issued(
         agency = o.agency
         key_ref = agency.signing_key_ref
         agency.signing_key_ref = None  # issuance will fail: the payment stays recorded
-    sepay(client, 6000, order["reference"])
+    sepay(client, 5000, order["reference"])
     _, breaks = close_today()
     assert [b.kind for b in breaks] == ["payment_without_receipt"]
     with session_scope() as s:
@@ -133,7 +133,7 @@ def test_revenue_splits_phi_retention_and_le_phi(
     order = create(client, auth, "rev-1").json()
     client.post(
         f"/api/v1/payment-orders/{order['id']}/cash",
-        json={"amount": 6000, "clerk": "Lan"},
+        json={"amount": 5000, "clerk": "Lan"},
         headers=auth,
     )
     with session_scope() as s:
@@ -143,8 +143,8 @@ def test_revenue_splits_phi_retention_and_le_phi(
         lines = list(s.scalars(select(PaymentOrder)))
     assert lines and report.by_channel[0].key == "cash" and report.by_clerk[0].key == "Lan"
     [fee] = report.by_fee
-    assert fee.amount == 6000 and fee.retained + fee.to_budget == 6000
-    assert report.treasury_totals()["collected"] == 6000
+    assert fee.amount == 5000 and fee.retained + fee.to_budget == 5000
+    assert report.treasury_totals()["collected"] == 5000
 
 
 def _staff_routes(day: str) -> list[tuple[str, str, dict[str, object] | None]]:
@@ -237,7 +237,7 @@ def test_records_after_the_close_reopen_the_day(
     from reconciliation.close import has_later_records, stale_closes
 
     order = create(client, auth, "late-1").json()
-    sepay(client, 6000, order["reference"])
+    sepay(client, 5000, order["reference"])
     close, _ = close_today()
     with session_scope() as s:
         closed = s.get(DailyClose, close.id)  # type: ignore[attr-defined]

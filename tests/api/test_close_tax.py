@@ -76,7 +76,7 @@ def test_clean_day_closes_with_exit_0_and_reports_its_summary(
     client: TestClient, auth: dict[str, str], demo: Settings, sandbox: str
 ) -> None:
     order = create(client, auth, "tax-1").json()
-    sepay(client, 6000, order["reference"])
+    sepay(client, 5000, order["reference"])
     done = run_close()
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no breaks" in done.stdout and "#0 accepted" in done.stdout
@@ -87,7 +87,7 @@ def test_clean_day_closes_with_exit_0_and_reports_its_summary(
     order2 = create(
         client, auth, "tax-2", {**__import__("api_flow").ORDER, "dossier_code": "H2"}
     ).json()
-    sepay(client, 6000, order2["reference"])
+    sepay(client, 5000, order2["reference"])
     again = run_close()
     assert again.returncode == 0, again.stdout + again.stderr
     assert "#1 accepted" in again.stdout
@@ -110,7 +110,7 @@ def test_authority_down_makes_the_summary_late_not_missing(
     sandbox: str,
 ) -> None:
     order = create(client, auth, "tax-down").json()
-    sepay(client, 6000, order["reference"])
+    sepay(client, 5000, order["reference"])
     monkeypatch.setenv(
         "MOTCUA_TAX_AUTHORITY_URL", f"http://127.0.0.1:{free_port()}"
     )  # nobody there
@@ -130,7 +130,7 @@ def test_close_and_revenue_over_http(
     order = create(client, auth, "http-close").json()
     client.post(
         f"/api/v1/payment-orders/{order['id']}/cash",
-        json={"amount": 6000, "clerk": "Lan"},
+        json={"amount": 5000, "clerk": "Lan"},
         headers=auth,
     )
     sepay(client, 50000, "tien chuyen nham", ref="FT-STRAY-HTTP")
@@ -164,7 +164,7 @@ def test_close_and_revenue_over_http(
     assert doc.status_code == 200 and b"Signature" in doc.content
 
     report = client.get("/api/v1/reports/revenue", params={"from": TODAY()}).json()
-    assert report["treasury"]["collected"] == 6000
+    assert report["treasury"]["collected"] == 5000
     assert report["by_clerk"][0]["key"] == "Lan"
     csv_ = client.get("/api/v1/reports/revenue", params={"from": TODAY(), "format": "csv"})
     assert csv_.status_code == 200 and "treasury" in csv_.text
@@ -192,7 +192,7 @@ def test_error_notice_and_registration_reach_the_sandbox(
     client: TestClient, auth: dict[str, str], demo: Settings, sandbox: str
 ) -> None:
     order = create(client, auth, "notice-1").json()
-    sepay(client, 6000, order["reference"])
+    sepay(client, 5000, order["reference"])
     receipt = client.get(f"/api/v1/payment-orders/{order['id']}", headers=auth).json()["receipt"]
     notice = client.post(
         "/api/v1/receipts/error-notices",

@@ -32,7 +32,7 @@ def test_three_concurrent_deliveries_make_one_payment(
             "accountNumber": "113000012345",
             "content": f"CK {order['reference']}",
             "transferType": "in",
-            "transferAmount": 6000,
+            "transferAmount": 5000,
             "referenceCode": "FT-RACE-1",
         }
     ).encode()

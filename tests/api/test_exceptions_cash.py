@@ -34,14 +34,14 @@ def test_every_unmatched_credit_opens_a_typed_exception(
     client: TestClient, auth: dict[str, str], ha: dict[str, str]
 ) -> None:
     paid = create(client, auth, "e-1").json()
-    sepay(client, 6000, paid["reference"])
-    sepay(client, 6000, f"lan 2 {paid['reference']}")  # duplicate transfer
+    sepay(client, 5000, paid["reference"])
+    sepay(client, 5000, f"lan 2 {paid['reference']}")  # duplicate transfer
     under = create(client, auth, "e-2", {**ORDER, "dossier_code": "U"}).json()
     sepay(client, 4000, under["reference"])
     over = create(client, auth, "e-3", {**ORDER, "dossier_code": "O"}).json()
     sepay(client, 9000, over["reference"])
-    sepay(client, 6000, "khong co ma")
-    sepay(client, 6000, paid["reference"], account="000111222")
+    sepay(client, 5000, "khong co ma")
+    sepay(client, 5000, paid["reference"], account="000111222")
     kinds = sorted(e["kind"] for e in exceptions(client, "open"))
     assert kinds == [
         "duplicate_transfer",
@@ -61,12 +61,12 @@ def test_underpayment_then_topup_completes_the_order(
     [exc] = exceptions(client, "open")
     res = client.post(
         f"/api/v1/payment-exceptions/{exc['id']}/request-topup",
-        json={"reason": "Công dân chuyển thiếu 2.000 đ"},
+        json={"reason": "Công dân chuyển thiếu 1.000 đ"},
         headers=ha,
     )
     assert res.status_code == 200 and res.json()["state"] == "awaiting_topup"
-    assert res.json()["actions"][-1]["data"] == {"missing": 2000}
-    sepay(client, 2000, f"bo sung {order['reference']}")
+    assert res.json()["actions"][-1]["data"] == {"missing": 1000}
+    sepay(client, 1000, f"bo sung {order['reference']}")
     got = client.get(f"/api/v1/payment-orders/{order['id']}", headers=auth).json()
     assert got["status"] == "succeeded" and got["receipt"]["number"] == 1
     [done] = exceptions(client, "resolved")
@@ -77,7 +77,7 @@ def test_unknown_reference_matched_by_hand_is_audited(
     client: TestClient, auth: dict[str, str], ha: dict[str, str]
 ) -> None:
     order = create(client, auth, "m-1").json()
-    sepay(client, 6000, "NGUYEN VAN AN NOP LE PHI HO SO H01")
+    sepay(client, 5000, "NGUYEN VAN AN NOP LE PHI HO SO H01")
     [exc] = exceptions(client, "open")
     body = {
         "order_id": order["id"],
@@ -124,7 +124,7 @@ def test_overpayment_accepted_with_excess_refund(
     client: TestClient, auth: dict[str, str], ha: dict[str, str]
 ) -> None:
     order = create(client, auth, "o-1").json()
-    sepay(client, 10000, order["reference"])
+    sepay(client, 9000, order["reference"])
     [exc] = exceptions(client, "open")
     res = client.post(
         f"/api/v1/payment-exceptions/{exc['id']}/match",
@@ -145,13 +145,13 @@ def test_cash_at_the_counter_issues_the_receipt_at_once(
     order = create(client, auth, "cash-1").json()
     res = client.post(
         f"/api/v1/payment-orders/{order['id']}/cash",
-        json={"amount": 5000, "clerk": "Lan"},
+        json={"amount": 4000, "clerk": "Lan"},
         headers=auth,
     )
     assert res.status_code == 422 and res.json()["code"] == "amount_mismatch"
     res = client.post(
         f"/api/v1/payment-orders/{order['id']}/cash",
-        json={"amount": 6000, "clerk": "Lan"},
+        json={"amount": 5000, "clerk": "Lan"},
         headers=auth,
     )
     assert res.status_code == 200, res.text
@@ -160,7 +160,7 @@ def test_cash_at_the_counter_issues_the_receipt_at_once(
     assert data["receipt"]["number"] == 1
     twice = client.post(
         f"/api/v1/payment-orders/{order['id']}/cash",
-        json={"amount": 6000, "clerk": "Lan"},
+        json={"amount": 5000, "clerk": "Lan"},
         headers=auth,
     )
     assert twice.status_code == 409
@@ -188,7 +188,7 @@ def test_expiry_asks_the_bank_journal_first_and_late_money_is_an_exception(
         client.get(f"/api/v1/payment-orders/{order['id']}", headers=auth).json()["status"]
         == "expired"
     )
-    sepay(client, 6000, order["reference"])
+    sepay(client, 5000, order["reference"])
     [exc] = exceptions(client, "open")
     assert exc["kind"] == "order_closed"
 
@@ -200,19 +200,19 @@ def test_cash_retry_with_the_same_key_gets_the_original_answer(
     headers = {**auth, "Idempotency-Key": "cash-idem-1"}
     first = client.post(
         f"/api/v1/payment-orders/{order['id']}/cash",
-        json={"amount": 6000, "clerk": "Lan"},
+        json={"amount": 5000, "clerk": "Lan"},
         headers=headers,
     )
     again = client.post(
         f"/api/v1/payment-orders/{order['id']}/cash",
-        json={"amount": 6000, "clerk": "Lan"},
+        json={"amount": 5000, "clerk": "Lan"},
         headers=headers,
     )
     assert first.status_code == again.status_code == 200
     assert again.headers.get("Idempotent-Replayed") == "true"
     other = client.post(
         f"/api/v1/payment-orders/{order['id']}/cash",
-        json={"amount": 6000, "clerk": "Mai"},
+        json={"amount": 5000, "clerk": "Mai"},
         headers=headers,
     )
     assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
@@ -221,6 +221,6 @@ def test_cash_retry_with_the_same_key_gets_the_original_answer(
 def test_order_over_the_configured_maximum_is_422(
     client: TestClient, auth: dict[str, str], monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    client.app.state.settings.max_order_amount = 5000  # type: ignore[attr-defined]
+    client.app.state.settings.max_order_amount = 4000  # type: ignore[attr-defined]
     res = create(client, auth, "max-1")
     assert res.status_code == 422 and res.json()["code"] == "amount_too_large"

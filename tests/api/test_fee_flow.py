@@ -29,12 +29,12 @@ def test_order_is_priced_from_the_catalogue_with_reference_and_vietqr(
     order = res.json()
     assert order["status"] == "pending"
     assert order["currency"] == "VND"
-    # CT-BS: 2,000 đ per page, 3 pages
-    assert order["amount"] == 6000
+    # CT-BS (Circular 226/2016): 2 pages × 2,000 đ + 1 page × 1,000 đ
+    assert order["amount"] == 5000
     assert order["lines"][0]["quantity"] == 3 and order["lines"][0]["unit_price"] == 2000
     assert reference.is_valid(order["reference"])
     parsed = vietqr.parse_payload(order["vietqr"]["payload"])
-    assert parsed["54"] == "6000"
+    assert parsed["54"] == "5000"
     assert order["reference"] in order["vietqr"]["payload"]
     assert (
         order["payer"]["id_number"].endswith("2345")
@@ -98,11 +98,11 @@ def test_transfer_pays_the_order_and_issues_a_signed_receipt(
 ) -> None:
     order = create(client, auth, "pay-1").json()
     memo = f"MBVCB.3278123.{order['reference'].lower()}NGUYEN VAN AN chuyen tien.CT tu 0011004"
-    res = sepay(client, 6000, memo, sepay_id=4242)
+    res = sepay(client, 5000, memo, sepay_id=4242)
     assert res.status_code == 200 and res.json() == {"success": True}
     # SePay retries the same notification: journaled once, no second payment.
-    assert sepay(client, 6000, memo, sepay_id=4242).json() == {"success": True}
-    assert sepay(client, 6000, memo, sepay_id=4242).json() == {"success": True}
+    assert sepay(client, 5000, memo, sepay_id=4242).json() == {"success": True}
+    assert sepay(client, 5000, memo, sepay_id=4242).json() == {"success": True}
     assert count(BankEvent) == 1 and count(BankCredit) == 1
 
     got = client.get(f"/api/v1/payment-orders/{order['id']}", headers=auth).json()
@@ -146,7 +146,7 @@ def test_transfer_pays_the_order_and_issues_a_signed_receipt(
 
     # The next paid order takes the next number.
     order2 = create(client, auth, "pay-2", {**ORDER, "dossier_code": "H01.22-261121-0002"}).json()
-    sepay(client, 6000, f"{order2['reference']} FT24012345")
+    sepay(client, 5000, f"{order2['reference']} FT24012345")
     got2 = client.get(f"/api/v1/payment-orders/{order2['id']}", headers=auth).json()
     assert got2["receipt"]["number"] == 2
 
@@ -155,8 +155,8 @@ def test_underpayment_and_unknown_reference_leave_orders_pending(
     client: TestClient, auth: dict[str, str]
 ) -> None:
     order = create(client, auth, "under-1").json()
-    assert sepay(client, 5000, f"ND {order['reference']}").status_code == 200
-    assert sepay(client, 6000, "chuyen tien le phi khong co ma").status_code == 200
+    assert sepay(client, 4000, f"ND {order['reference']}").status_code == 200
+    assert sepay(client, 5000, "chuyen tien le phi khong co ma").status_code == 200
     got = client.get(f"/api/v1/payment-orders/{order['id']}", headers=auth).json()
     assert got["status"] == "pending" and got["receipt"] is None
     with session_scope() as session:
@@ -166,7 +166,7 @@ def test_underpayment_and_unknown_reference_leave_orders_pending(
 
 def test_credit_to_another_account_never_matches(client: TestClient, auth: dict[str, str]) -> None:
     order = create(client, auth, "acct-1").json()
-    sepay(client, 6000, order["reference"], account="999999999")
+    sepay(client, 5000, order["reference"], account="999999999")
     got = client.get(f"/api/v1/payment-orders/{order['id']}", headers=auth).json()
     assert got["status"] == "pending"
     with session_scope() as session:
@@ -179,7 +179,7 @@ def test_sandbox_transfer_goes_through_the_webhook_path(
     order = create(client, auth, "sb-1").json()
     res = client.post(
         "/sandbox/bank/transfer",
-        json={"agency": "DEMO-HUYEN", "amount": 6000, "content": f"IBFT {order['reference']}"},
+        json={"agency": "DEMO-HUYEN", "amount": 5000, "content": f"IBFT {order['reference']}"},
     )
     assert res.status_code == 200, res.text
     assert res.json()["new"] is True
@@ -192,7 +192,7 @@ def test_cancel_pending_then_paid_is_409(client: TestClient, auth: dict[str, str
     res = client.post(f"/api/v1/payment-orders/{order['id']}/cancel", headers=auth)
     assert res.status_code == 200 and res.json()["status"] == "cancelled"
     paid = create(client, auth, "c-2", {**ORDER, "dossier_code": "X-2"}).json()
-    sepay(client, 6000, paid["reference"])
+    sepay(client, 5000, paid["reference"])
     res = client.post(f"/api/v1/payment-orders/{paid['id']}/cancel", headers=auth)
     assert res.status_code == 409 and res.json()["code"] == "invalid_state_transition"
 

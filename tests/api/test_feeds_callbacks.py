@@ -56,7 +56,7 @@ def test_casso_signed_webhook_pays_the_order(
     with session_scope() as s:
         _, secret = add_bank_feed(s, agency_by_code(s, "DEMO-HUYEN"), "casso")
     order = create(client, auth, "casso-1").json()
-    body = casso_body(order["reference"], 6000, 7001)
+    body = casso_body(order["reference"], 5000, 7001)
     raw = json.dumps(body).encode()
     t_ms = int(time.time() * 1000)
     res = client.post(
@@ -177,7 +177,7 @@ def test_one_stop_system_receives_signed_callbacks(
             assert api_client is not None
             secret = api_client.callback_secret
         order = create(client, auth, "cb-1", {**ORDER, "callback_url": receiver.url}).json()
-        sepay(client, 6000, order["reference"])
+        sepay(client, 5000, order["reference"])
         report = callbacks.deliver_due(
             session_factory(), now=utcnow(), http=__import__("httpx").Client(), allow_loopback=True
         )

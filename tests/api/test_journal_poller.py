@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from infra.clock import bank_time
 from sqlalchemy import update
 
-import api.routes.bankfeeds as feeds
+import payments.usecases.follow_ups as follow_ups
 from api.routes.bankfeeds import receive_sepay
 from payments.agencies import agency_by_code
 from payments.models import BankEvent, PaymentOrder
@@ -34,7 +34,7 @@ def test_a_journaled_event_without_its_message_is_processed_by_the_poller(
     ).encode()
     lost: list[tuple[str, tuple[object, ...]]] = []
     # The message is lost: journaled and answered, never delivered to any worker.
-    monkeypatch.setattr(feeds, "dispatch", lambda task, *args, **_: lost.append((task.name, args)))
+    monkeypatch.setattr(follow_ups, "dispatch", lambda task, *args, **_: lost.append((task.name, args)))
     event_id, _ = receive_sepay(engine_for(demo.effective_database_url), agency_id, raw)
     assert lost == [("payments.process_bank_event", (event_id,))]
     with session_scope() as s:

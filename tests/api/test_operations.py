@@ -16,7 +16,7 @@ from settings.logging import JsonFormatter, MaskingFilter, mask_text
 def test_readyz_metrics_and_headers(client: TestClient, auth: dict[str, str]) -> None:
     assert client.get("/readyz").json() == {"status": "ready"}
     order = create(client, auth, "ops-1").json()
-    sepay(client, 6000, order["reference"])
+    sepay(client, 5000, order["reference"])
     res = client.get("/metrics")
     assert res.status_code == 200
     body = res.text
@@ -45,7 +45,7 @@ def test_logs_never_carry_id_numbers_phones_or_keys(
     root.addHandler(handler)
     try:
         order = create(client, auth, "ops-2").json()
-        sepay(client, 6000, f"{order['reference']} CCCD 001090012345 SDT 0912345678")
+        sepay(client, 5000, f"{order['reference']} CCCD 001090012345 SDT 0912345678")
         logging.getLogger("test").warning(
             "payer 001090012345 phone 0912345678 key Bearer %s sepay Apikey %s mail an@example.vn",
             DEMO_API_KEY,

@@ -80,9 +80,9 @@ def test_a_burst_of_distinct_orders_is_written_whole(pg_app: Any) -> None:
     with session_scope() as s:
         for r in answers:
             order = s.get(PaymentOrder, r.json()["id"])
-            assert order is not None and order.amount == r.json()["amount"] == 6_000
+            assert order is not None and order.amount == r.json()["amount"] == 5_000
             assert order.dossier_code == r.json()["dossier_code"]
-            assert [line.amount for line in order.lines] == [6_000]
+            assert [line.amount for line in order.lines] == [5_000]
             assert order.vietqr_payload == r.json()["vietqr"]["payload"]
 
 
@@ -107,7 +107,7 @@ def test_one_key_with_two_bodies_conflicts_and_writes_once(pg_app: Any) -> None:
 
 def test_a_price_change_is_seen_at_once_despite_the_cache(pg_app: Any) -> None:
     first = _post_many(pg_app, [("before", ORDER)])[0]
-    assert first.json()["amount"] == 6_000
+    assert first.json()["amount"] == 5_000
     with session_scope() as s:
         agency = s.scalar(select(Agency))
         assert agency is not None
@@ -131,7 +131,7 @@ def test_a_price_change_is_seen_at_once_despite_the_cache(pg_app: Any) -> None:
 
     a, b = asyncio.run(same_app_twice())
     assert a.status_code == b.status_code == 201
-    assert a.json()["amount"] == b.json()["amount"] == 9_000  # 3 pages × 3.000 đ
+    assert a.json()["amount"] == b.json()["amount"] == 7_000  # 2 pages × 3.000 đ + 1 × 1.000 đ
     assert a.json()["lines"][0]["unit_price"] == 3_000
 
 

@@ -429,7 +429,7 @@ def test_new_price_is_a_new_row_and_earlier_orders_keep_theirs(
 ) -> None:
     before = create(client, auth, "admin-price-1")
     assert before.status_code == 201, before.text
-    assert before.json()["amount"] == 6_000  # 3 pages × 2.000 đ
+    assert before.json()["amount"] == 5_000  # 2 pages × 2.000 đ + 1 page × 1.000 đ
     old_id = _fee_id(demo, "1.001612", "CT-BS")
     today = _local_today()
 
@@ -456,11 +456,11 @@ def test_new_price_is_a_new_row_and_earlier_orders_keep_theirs(
             old.max_amount, old.unit, old.legal_basis,
         )
         earlier = session.get(PaymentOrder, before.json()["id"])
-        assert earlier is not None and earlier.amount == 6_000
+        assert earlier is not None and earlier.amount == 5_000
         assert earlier.lines[0].unit_price == 2_000 and earlier.lines[0].fee_item_id == old_id
     after = create(client, auth, "admin-price-2", {**ORDER, "dossier_code": "H01.22-261121-0002"})
     assert after.status_code == 201, after.text
-    assert after.json()["amount"] == 9_000
+    assert after.json()["amount"] == 7_000  # the first price changes; the tier from page 3 stays
     (event,) = _events(demo, "fee_repriced")
     assert event.detail["old_amount"] == 2_000 and event.detail["new_amount"] == 3_000
     assert event.detail["fee_code"] == "CT-BS" and event.target_id == new_id

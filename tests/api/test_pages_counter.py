@@ -29,7 +29,7 @@ from settings.db import session_scope
 
 HTML = {"Accept": "text/html"}
 ID_NUMBER = "001090012345"
-PAGE_TOTAL = 3 * 2_000 + 100_000  # CT-BS × 3 pages + HKD-TL once (demo catalogue)
+PAGE_TOTAL = 2 * 2_000 + 1_000 + 100_000  # CT-BS × 3 pages (Circular 226) + HKD-TL once (demo)
 
 
 def sign_in(client: TestClient, username: str = "thuquy") -> str:
@@ -161,14 +161,14 @@ def test_create_order_from_the_form_once_per_form(client: TestClient) -> None:
 
     page = client.get(f"/staff/counter/orders/{order_id}", headers=HTML)
     assert page.status_code == 200
-    assert "106.000 đ" in page.text
+    assert "105.000 đ" in page.text
     assert ID_NUMBER not in page.text and "*********345" in page.text
     assert "0912345678" not in page.text
     assert f"/api/v1/payment-orders/{order_id}/vietqr.png" in page.text
     assert order.reference in page.text and "113000012345" in page.text
     assert f"/staff/counter/orders/{order_id}/screen" in page.text
     screen = client.get(f"/staff/counter/orders/{order_id}/screen", headers=HTML)
-    assert screen.status_code == 200 and "106.000 đ" in screen.text
+    assert screen.status_code == 200 and "105.000 đ" in screen.text
     assert 'class="topbar"' not in screen.text  # a clean view facing the citizen
 
     found = client.get("/staff/counter", params={"q": "H01.22-261121-0101"}, headers=HTML)
@@ -209,7 +209,7 @@ def test_exempt_line_becomes_zero_and_is_recorded(client: TestClient) -> None:
         },
     )
     order = load(order_id_of(response))
-    assert order.amount == 6_000
+    assert order.amount == 5_000
     with session_scope() as session:
         fresh = session.get(PaymentOrder, order.id)
         assert fresh is not None
@@ -403,7 +403,7 @@ def test_replacement_needs_a_reason(client: TestClient) -> None:
         original = session.get(Receipt, receipt_id)
         assert original is not None and original.replaced_by_id is not None
         replacement = session.get(Receipt, original.replaced_by_id)
-        assert replacement is not None and replacement.total == PAGE_TOTAL + 2_000
+        assert replacement is not None and replacement.total == PAGE_TOTAL + 1_000  # 4th page at 1,000 đ (tariff tier)
         label = f"{replacement.template} · {replacement.series} · {replacement.number}"
     page = client.get(done.headers["location"], headers=HTML)
     assert "Đã lập biên lai thay thế số" in page.text and label in page.text
@@ -449,7 +449,7 @@ def test_procedure_picker_without_script_and_english(client: TestClient) -> None
     by_name = client.get("/staff/counter/new", params={"procedure": "thành lập hộ kinh doanh"})
     assert by_name.status_code == 200
     assert 'name="procedure_code" value="1.001612"' in by_name.text
-    assert 'data-price="100000"' in by_name.text and 'data-cap="200000"' in by_name.text
+    assert "100.000 đ/lần" in by_name.text and "tối đa 200.000 đ/bản" in by_name.text  # tariffs in words
     fragment = client.get("/staff/counter/new/lines", params={"procedure": "1.001612"})
     assert fragment.status_code == 200 and "<html" not in fragment.text
     assert 'name="line-0-fee_code"' in fragment.text

@@ -55,10 +55,10 @@ def test_desk_is_for_signed_in_accountants(client: TestClient, auth: dict[str, s
     assert no_token.status_code == 403 and "csrf_failed" in no_token.text
     home = client.get("/staff/desk", headers=HTML)
     assert home.status_code == 200
-    assert "Đối soát cuối ngày" in home.text and 'data-status="red"' in home.text
-    assert "Chưa đối soát" in home.text  # not closed yet: red, with the reason
+    assert "Đối soát cuối ngày" in home.text and 'data-status="red"' not in home.text
+    assert "Không phát sinh" in home.text  # nothing happened: grey, nobody has to act
     english = client.get("/staff/desk?lang=en", headers=HTML)
-    assert "Daily close" in english.text and "Not closed" in english.text
+    assert "Daily close" in english.text and "Nothing happened" in english.text
 
 
 def test_day_goes_red_then_green_with_a_second_accountant(
@@ -123,7 +123,7 @@ def test_exceptions_queue_match_by_reference_is_audited(
     client: TestClient, auth: dict[str, str], demo: Settings
 ) -> None:
     order = create(client, auth, "desk-m1").json()
-    sepay(client, 6000, "NGUYEN VAN AN NOP LE PHI HO SO")
+    sepay(client, 5000, "NGUYEN VAN AN NOP LE PHI HO SO")
     ha = sign_in(client, "ketoan")["X-CSRF-Token"]
     queue = client.get("/staff/desk/exceptions", headers=HTML).text
     [exc_id] = re.findall(r'id="exc-([0-9a-f]{32})" data-kind="unknown_reference"', queue)
@@ -153,20 +153,20 @@ def test_charts_and_exports(client: TestClient, auth: dict[str, str], demo: Sett
     cash = create(client, auth, "desk-c1").json()
     client.post(
         f"/api/v1/payment-orders/{cash['id']}/cash",
-        json={"amount": 6000, "clerk": "Lan"},
+        json={"amount": 5000, "clerk": "Lan"},
         headers=auth,
     )
     transfer = create(
         client, auth, "desk-t1", {**__import__("api_flow").ORDER, "dossier_code": "T"}
     )
-    sepay(client, 6000, transfer.json()["reference"])
+    sepay(client, 5000, transfer.json()["reference"])
     sign_in(client, "ketoan")
     charts = client.get("/staff/desk/charts", headers=HTML).text
     assert charts.count('<svg class="chart"') == 3 and 'role="img"' in charts
     assert '<title id="chart-days-t">Số tiền thu theo ngày' in charts
-    assert "Tiền mặt: 6.000 đ" in charts and "Chuyển khoản: 6.000 đ" in charts  # bar titles
+    assert "Tiền mặt: 5.000 đ" in charts and "Chuyển khoản: 5.000 đ" in charts  # bar titles
     assert "Thẻ: 0 đ" in charts and "Lệ phí: 0 đ" in charts  # every channel and kind drawn
-    assert "Bảng số liệu" in charts and "12.000 đ" in charts  # table fallback and total
+    assert "Bảng số liệu" in charts and "10.000 đ" in charts  # table fallback and total
     for fmt, ctype, magic in (
         ("csv", "text/csv", b"\xef\xbb\xbf"),
         ("xlsx", "spreadsheetml", b"PK"),
@@ -189,7 +189,7 @@ def test_tax_submissions_and_signed_close_document(
 ) -> None:
     no_tax_authority(client)
     order = create(client, auth, "desk-tax").json()
-    sepay(client, 6000, order["reference"])
+    sepay(client, 5000, order["reference"])
     ha = sign_in(client, "ketoan")["X-CSRF-Token"]
     form_post(client, "/staff/desk/close", ha, day=today())
     tax = client.get("/staff/desk/tax", headers=HTML).text

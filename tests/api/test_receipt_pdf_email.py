@@ -25,7 +25,7 @@ def test_pdf_is_signed_cached_and_its_qr_opens_the_verify_page(
     client: TestClient, auth: dict[str, str], tmp_path: Path
 ) -> None:
     order = create(client, auth, "pdf-1").json()
-    sepay(client, 6000, order["reference"])
+    sepay(client, 5000, order["reference"])
     receipt = client.get(f"/api/v1/payment-orders/{order['id']}", headers=auth).json()["receipt"]
     res = client.get(receipt["pdf_url"].removeprefix("http://testserver"))
     assert res.status_code == 200 and res.headers["content-type"] == "application/pdf"
@@ -93,7 +93,7 @@ def test_receipt_is_emailed_once_with_xml_and_pdf(
     order = create(
         client, auth, "mail-1", {**ORDER, "payer": {**ORDER["payer"], "email": "an@example.vn"}}
     ).json()
-    sepay(client, 6000, order["reference"])
+    sepay(client, 5000, order["reference"])
     assert send_receipt_emails.apply().get() == {"sent": 1, "failed": 0}
     assert send_receipt_emails.apply().get() == {"sent": 0, "failed": 0}  # never twice
     [raw] = smtp.messages

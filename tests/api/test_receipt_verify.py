@@ -123,7 +123,7 @@ def test_genuine_receipt_verifies(client: TestClient, auth: dict[str, str]) -> N
         receipt["series"],
         1,
     )
-    assert result["status"] == "valid" and result["total"] == 6000
+    assert result["status"] == "valid" and result["total"] == 5000
     assert result["receipt"]["id"] == receipt["id"]
     assert result["development_certificate"] is True
     assert "development_certificate" in [w["code"] for w in result["warnings"]]
@@ -132,9 +132,9 @@ def test_genuine_receipt_verifies(client: TestClient, auth: dict[str, str]) -> N
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        (b"<TgTTTBSo>6000</TgTTTBSo>", b"<TgTTTBSo>6001</TgTTTBSo>"),
+        (b"<TgTTTBSo>5000</TgTTTBSo>", b"<TgTTTBSo>6001</TgTTTBSo>"),
         (
-            b"<ThTien>6000</ThTien>",
+            b"<ThTien>5000</ThTien>",
             b"<ThTien>9000</ThTien>",
         ),  # item and total changed together: only the signature can tell
         ("Nguyễn Văn An".encode(), "Nguyễn Văn Ấn".encode()),
@@ -148,7 +148,7 @@ def test_any_changed_byte_of_business_data_is_caught(
     assert old in data
     tampered = data.replace(old, new, 1)
     if old.startswith(b"<ThTien>"):
-        tampered = tampered.replace(b"<TgTTTBSo>6000</TgTTTBSo>", b"<TgTTTBSo>9000</TgTTTBSo>")
+        tampered = tampered.replace(b"<TgTTTBSo>5000</TgTTTBSo>", b"<TgTTTBSo>9000</TgTTTBSo>")
     result = verify(client, tampered).json()
     assert result["valid"] is False
     assert result["status"] == "unknown"
@@ -287,7 +287,7 @@ def test_public_page_shows_the_receipt_and_its_signature(
     assert "Chữ ký số hợp lệ" in html and "Signature valid" in html
     assert DEMO_AGENCY.tax_code in html and "Sơn Hà" in html
     assert re.search(r'id="receipt-number">1<', html)
-    assert "6.000 đ" in html and "Sáu nghìn đồng" in html
+    assert "5.000 đ" in html and "Năm nghìn đồng" in html
     assert f"/api/v1/receipts/{receipt['id']}/xml" in html
     assert f"/api/v1/receipts/{receipt['id']}/pdf" in html
     assert 'action="/api/v1/verify"' in html and 'aria-live="polite"' in html

@@ -5,6 +5,7 @@ renders with Starlette, and clients see one API."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from infra.clock import now as clock_now
 
 from payments import order_intake
+from payments.order_draft import FeeRequest, FeeSpec, OrderRequest, ProcedureSpec, draft_order
 from payments.presenters import order_json
 
 
@@ -41,17 +43,25 @@ def test_an_order_answer_is_byte_identical() -> None:
         "a" * 32, "DEMO-HUYEN", "UBND huyện Demo", "970436", "0011001234567",
         "UBND HUYEN DEMO", "Asia/Ho_Chi_Minh",
     )  # fmt: skip
-    fee = order_intake._Fee(
+    tariff = {"v": 1, "kind": "copy", "unit": "trang", "tiers": [[1, 2000], [3, 1000]],
+              "copy_cap": 200_000}
+    fee = FeeSpec(
         "f" * 32, "CT-BS", "le_phi", "Chứng thực bản sao", 2_000, "trang", 200_000, 0,
-        "Thông tư 226/2016/TT-BTC",
+        "Thông tư 226/2016/TT-BTC", tariff,
     )  # fmt: skip
-    proc = order_intake._Procedure("p" * 32, "1.001612", "Chứng thực bản sao", {"CT-BS": fee})
+    proc = ProcedureSpec("p" * 32, "1.001612", "Chứng thực bản sao")
     now = clock_now().replace(microsecond=678901)  # microseconds in the JSON too
-    order = order_intake._price(
-        proc, agency, "H01.22-261121-0001",
+    request = OrderRequest(
+        "H01.22-261121-0001", "1.001612",
         {"name": "Nguyễn Văn An", "id_number": "001090012345", "phone": None},
-        [("CT-BS", 3, ("nguoi_co_cong", "Điều 5 Thông tư 226"))], None, now, timedelta(hours=24),
+        (FeeRequest("CT-BS", 3, copies=2), FeeRequest("CT-BSX", 3, ("nguoi_co_cong", "Điều 5"))),
     )  # fmt: skip
+    fees = {"CT-BS": fee, "CT-BSX": replace(fee, code="CT-BSX")}
+    order = draft_order(
+        agency, proc, fees.get, request, reference="MC7KD4WQ2RXHG", now=now,
+        ttl=timedelta(hours=24), max_amount=10**9,
+    )  # fmt: skip
+    assert order.amount == 10_000 and order.lines[0].pricing is not None
     body = order_json(order, None, "https://motcua.example.vn")
     assert order_intake.dump_json(body) == _starlette(body)
 

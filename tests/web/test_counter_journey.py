@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
 
-TOTAL = "106.000 đ"  # CT-BS × 3 pages (2.000 đ) + HKD-TL (100.000 đ), demo catalogue
+TOTAL = "105.000 đ"  # CT-BS × 3 pages (5.000 đ, Circular 226) + HKD-TL (100.000 đ), demo catalogue
 
 
 def receipt_number() -> re.Pattern[str]:
@@ -128,7 +128,7 @@ def test_transfer_arrives_while_the_order_is_open(
     number = receipt_number()
     delivered = httpx.post(
         f"{live.url}/sandbox/bank/transfer",
-        json={"agency": "DEMO-HUYEN", "amount": 106_000, "content": f"MBVCB.3278123.{memo}.CHUYEN TIEN"},
+        json={"agency": "DEMO-HUYEN", "amount": 105_000, "content": f"MBVCB.3278123.{memo}.CHUYEN TIEN"},
         timeout=30,
     )
     assert delivered.status_code == 200, delivered.text
