@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from payments.credits import process_event
+from payments.credits import ProcessResult, process_events
 from payments.errors import InvalidInput
 from payments.models import Agency, BankEvent, BankStatement
 from payments.statement_profile_store import resolve_profile
@@ -171,8 +171,9 @@ def import_statement(
     matched = exceptions = 0
     to_issue: list[str] = []
     credits_new = 0
+    results = process_events(session, new_events) if new_events else {}
     for event_id in new_events:
-        result = process_event(session, event_id)
+        result = results.get(event_id, ProcessResult(None, None))
         if result.credit is None or result.credit.event_id != event_id:
             if event_id in new_incoming:
                 credits_known += 1  # a credit a webhook had already reported

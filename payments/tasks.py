@@ -24,7 +24,7 @@ from einvoice.models import Receipt
 from einvoice.pdf import receipt_pdf
 from payments.callbacks import deliver_due
 from payments.card_payments import apply_card_event, gateway_from_settings, may_have_card_payment
-from payments.credits import process_event
+from payments.credits import process_events
 from payments.expiry import expire_due
 from payments.issuing import claim_unreceipted, issue_for_orders
 from payments.models import Agency, BankEvent, PaymentOrder
@@ -95,8 +95,8 @@ def issue_ready(
     issued with numbers reserved per series in one statement.
 
     Work is claimed with ``FOR UPDATE SKIP LOCKED`` so several workers share it without
-    waiting on each other. One bad event is rolled back to its savepoint and left for the
-    next round; one order that cannot be issued says why on itself and takes no number.
+    waiting on each other. An event that cannot be read is left for a person (logged); one
+    order that cannot be issued says why on itself and takes no number.
     """
     settings = get_settings()
     with session_scope() as session:
@@ -119,18 +119,9 @@ def issue_ready(
                 .with_for_update(skip_locked=True)
             )
         )
-        matched: list[str] = []
-        processed = 0
-        for event_id in events:
-            try:
-                with session.begin_nested():
-                    result = process_event(session, event_id)
-            except Exception:
-                log.warning("bank event %s failed; tried again later", event_id, exc_info=True)
-                continue
-            processed += 1
-            if result.order_to_issue:
-                matched.append(result.order_to_issue)
+        results = process_events(session, events) if events else {}
+        processed = len(results)
+        matched = [r.order_to_issue for r in results.values() if r.order_to_issue]
         room = max(limit - len(matched) - len(order_ids), 0)
         ready = (
             list(
