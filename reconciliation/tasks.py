@@ -1,7 +1,9 @@
 """Scheduled close: each agency's day closes at ``close_time`` local; late summaries are re-sent.
 
 Beat runs :func:`close_due` every few minutes; it closes a day once per day after the agency's
-local close time (and again whenever records arrived after the last close re-opened it).
+local close time (and again whenever records arrived after the last close re-opened it), and
+closes, signed, every past day with nothing to reconcile that has no close yet
+(:mod:`reconciliation.quiet`: the desk shows those grey, "Không phát sinh").
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlalchemy import select
 
 from payments.models import Agency
 from reconciliation.close import latest_close, stale_closes
+from reconciliation.quiet import close_quiet_days
 from reconciliation.service import close_day, tax_client
 from reconciliation.tax_summary import resolve_pending
 from settings.config import get_settings
@@ -56,6 +59,14 @@ def close_due() -> dict[str, int]:
             ):
                 close_day(session, settings, agency_row.code, day, actor="scheduler (re-opened)")
                 closed += 1
+    for agency in agencies:  # past days with nothing to reconcile: closed and signed too
+        with session_scope() as session:
+            agency_row = session.get(Agency, agency.id)
+            if agency_row is not None:
+                quiet = close_quiet_days(session, settings, agency_row, now=now)
+                if quiet:
+                    log.info("closed %d quiet day(s) of %s", len(quiet), agency_row.code)
+                closed += len(quiet)
     return {"closed": closed}
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "SealReport",
     "Source",
     "VerifyReport",
+    "canonical_record",
     "chain_hash",
     "register_sources",
     "row_hash",
@@ -162,17 +163,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def canonical_record(source: str, row: Mapping[Any, Any]) -> str:
+    """The exact text :func:`row_hash` digests (UTF-8): shown to inspectors so that anyone can
+    recompute a seal with ``sha256sum`` (reconciliation/evidence.py)."""
+    body = {"source": source, "row": {str(k): _plain(v) for k, v in row.items()}}
+    return json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
+    )
+
+
 def row_hash(source: str, row: Mapping[Any, Any]) -> str:
     """sha256 of a canonical JSON: sorted keys, no spaces, UTF-8, times as UTC ISO 8601.
 
     Values are those the ORM types hand back, so SQLite and PostgreSQL hash the same record
     the same way (a backup restored into the other database still verifies).
     """
-    body = {"source": source, "row": {str(k): _plain(v) for k, v in row.items()}}
-    canonical = json.dumps(
-        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_record(source, row).encode("utf-8")).hexdigest()
 
 
 def chain_hash(prev: str, source: str, key: str, digest: str) -> str:

@@ -148,6 +148,7 @@ CALENDAR = (
     "api/test_close_tax.py",  # 01/TH-BLĐT through the CLI and the sandbox process
     "api/test_pages_counter.py",  # the counter and the clerk's till
     "api/test_pages_desk.py",  # the accountant's days
+    "api/test_quiet_days.py",  # days with nothing to reconcile, closed by the scheduler
     "api/test_pages_portal.py",  # the citizen's pages
     "einvoice/test_numbering.py",  # numbers and series per year
     "einvoice/test_lifecycle.py",

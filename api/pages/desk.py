@@ -10,6 +10,7 @@ they print, work without JavaScript and can be read by a screen reader.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, TypeVar
@@ -28,6 +29,7 @@ from api.pages.web import page_staff, page_staff_csrf
 from api.rendering import render, vnd
 from api.staff.deps import StaffContext
 from api.staff.models import Role
+from einvoice.models import Receipt
 from payments.exceptions import actions_of, list_exceptions
 from payments.models import Agency, BankCredit, PaymentException, PaymentOrder
 from payments.usecases.exceptions import (
@@ -43,8 +45,10 @@ from reconciliation.close import has_later_records, latest_close
 from reconciliation.corrections import ACTIONS
 from reconciliation.day import BusinessDay
 from reconciliation.errors import BreakNotFound
+from reconciliation.evidence import EvidenceBundle, day_evidence, receipt_evidence
 from reconciliation.models import Correction, DailyClose, ReconBreak, TaxSubmission
 from reconciliation.presenters import breaks_of
+from reconciliation.quiet import active_days
 from reconciliation.revenue import revenue_for
 from reconciliation.tax_summary import COVERED
 from reconciliation.usecases import EXPORT_TYPES, run_close
@@ -62,6 +66,8 @@ DeskPost = Annotated[StaffContext, Depends(page_staff_csrf(Role.ACCOUNTANT))]
 
 HOME_DAYS = 14
 CHART_DAYS = 30
+DAY_RECEIPTS = 500
+"""Receipts listed on a day's page (each with its evidence button); the day's bundle has all."""
 
 BREAK_KINDS: dict[str, tuple[str, str]] = {
     "credit_without_payment": ("Tiền về chưa khớp khoản thu", "Credit without a payment"),
@@ -135,7 +141,16 @@ NOTICES: dict[str, tuple[str, str]] = {
 }
 
 
+DAY_STATES: dict[str, tuple[str, str]] = {
+    "green": ("Xanh", "Green"),
+    "grey": ("Không phát sinh", "Nothing happened"),
+    "waiting": ("Đang trong ngày", "In progress"),
+    "red": ("Đỏ", "Red"),
+}
+
+
 LABELS: dict[str, Any] = {
+    "day_states": DAY_STATES,
     "break_kinds": BREAK_KINDS,
     "break_states": BREAK_STATES,
     "actions": CORRECTION_ACTIONS,
@@ -187,6 +202,24 @@ def _agency(session: Session, staff: StaffContext) -> Agency:
     return agency
 
 
+_DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+
+
+def parse_day(text: str) -> date:
+    """A date field as typed: ``dd/mm/yyyy`` whatever the browser's language (the desk's date
+    fields are text, not ``type=date`` whose display follows the browser), ISO still accepted."""
+    value = text.strip()
+    match = _DMY.match(value)
+    try:
+        if match:
+            return date(int(match[3]), int(match[2]), int(match[1]))
+        return date.fromisoformat(value)
+    except ValueError:
+        raise DeskInputInvalid(
+            f"day: ngày dạng dd/mm/yyyy / a date as dd/mm/yyyy, got {text.strip()[:20]!r}"
+        ) from None
+
+
 def _today(agency: Agency) -> date:
     return utcnow().astimezone(ZoneInfo(agency.time_zone)).date()
 
@@ -212,10 +245,31 @@ class DayStatus:
     open_breaks: int = 0
     submissions: list[TaxSubmission] = field(default_factory=list)
     reasons: list[tuple[str, str]] = field(default_factory=list)
+    quiet: bool = False
+    """Nothing to reconcile (``reconciliation.quiet``): grey "Không phát sinh", counts as closed
+    (the scheduler closes it, signed)."""
+    waiting: bool = False
+    """Today, with activity, before the scheduled close: nobody has to act yet."""
+
+    @property
+    def state(self) -> str:
+        """``red`` means one thing: a person has to act (the reasons say what)."""
+        if self.reasons:
+            return "red"
+        if self.quiet:
+            return "grey"
+        if self.waiting:
+            return "waiting"
+        return "green"
 
     @property
     def green(self) -> bool:
-        return not self.reasons
+        return self.state == "green"
+
+    @property
+    def closed(self) -> bool:
+        """Counts as closed: a close exists, or there is nothing to close."""
+        return self.close is not None or self.quiet
 
 
 def _latest_submissions(subs: list[TaxSubmission]) -> list[TaxSubmission]:
@@ -266,10 +320,17 @@ def daily_collected(
     return out
 
 
-def day_statuses(session: Session, agency: Agency, days: list[date]) -> list[DayStatus]:
+def day_statuses(
+    session: Session, agency: Agency, days: list[date], *, close_time: str | None = None
+) -> list[DayStatus]:
+    """Each day's colour and the reasons for red. ``close_time`` (``HH:MM``, the scheduled
+    close) lets today wait for it instead of being red while nobody has anything to do."""
     if not days:
         return []
     first, last = min(days), max(days)
+    busy = active_days(session, agency, first, last)
+    now_local = utcnow().astimezone(ZoneInfo(agency.time_zone))
+    waits_for_close = close_time is not None and now_local.strftime("%H:%M") < close_time
     closes: dict[date, DailyClose] = {}
     for c in session.scalars(
         select(DailyClose).where(
@@ -313,9 +374,16 @@ def day_statuses(session: Session, agency: Agency, days: list[date]) -> list[Day
             submissions=_latest_submissions(subs.get(d, [])),
         )
         last_close = st.close
+        quiet = d not in busy
         if last_close is None:
-            st.reasons.append(("Chưa đối soát", "Not closed"))
+            if quiet:
+                st.quiet = True
+            elif d == now_local.date() and waits_for_close:
+                st.waiting = True
+            else:
+                st.reasons.append(("Chưa đối soát", "Not closed"))
         else:
+            st.quiet = quiet and last_close.status == "clean"
             if last_close.status != "clean":
                 st.reasons.append(
                     (
@@ -452,7 +520,9 @@ def _t(request: Request) -> Any:
 
 
 @router.get("/staff/desk", response_class=HTMLResponse)
-def desk_home(request: Request, staff: DeskStaff, engine: EngineDep) -> Response:
+def desk_home(
+    request: Request, staff: DeskStaff, engine: EngineDep, settings: SettingsDep
+) -> Response:
     with unit_of_work(engine) as session:
         agency = _agency(session, staff)
         today = _today(agency)
@@ -464,7 +534,12 @@ def desk_home(request: Request, staff: DeskStaff, engine: EngineDep) -> Response
                 )
             )
         )
-        days = day_statuses(session, agency, _recent_days(today, HOME_DAYS, closed_days))
+        days = day_statuses(
+            session,
+            agency,
+            _recent_days(today, HOME_DAYS, closed_days),
+            close_time=settings.close_time,
+        )
         pending = session.scalar(
             select(func.count())
             .select_from(Correction)
@@ -484,6 +559,8 @@ def desk_home(request: Request, staff: DeskStaff, engine: EngineDep) -> Response
                 "today": days[0],
                 "days": days,
                 "today_iso": today.isoformat(),
+                "today_dmy": today.strftime("%d/%m/%Y"),
+                "close_time": settings.close_time,
                 "pending": int(pending or 0),
                 "exceptions_open": int(exceptions_open or 0),
             },
@@ -495,19 +572,22 @@ def desk_close(
     staff: DeskPost,
     engine: EngineDep,
     settings: SettingsDep,
-    day: Annotated[date, Form()],
+    day_text: Annotated[str, Form(alias="day")],
 ) -> Response:
     """Runs ``close_day`` exactly as ``POST /api/v1/closes`` does, in the member's name."""
+    day = parse_day(day_text)
     with unit_of_work(engine) as session:
         run_close(session, settings, staff.agency_code, day, staff.username)
     return RedirectResponse(f"/staff/desk/days/{day.isoformat()}?ok=closed", status_code=303)
 
 
 @router.get("/staff/desk/days/{day}", response_class=HTMLResponse)
-def desk_day(day: date, request: Request, staff: DeskStaff, engine: EngineDep) -> Response:
+def desk_day(
+    day: date, request: Request, staff: DeskStaff, engine: EngineDep, settings: SettingsDep
+) -> Response:
     with unit_of_work(engine) as session:
         agency = _agency(session, staff)
-        [status] = day_statuses(session, agency, [day])
+        [status] = day_statuses(session, agency, [day], close_time=settings.close_time)
         versions = list(
             session.scalars(
                 select(DailyClose)
@@ -525,6 +605,18 @@ def desk_day(day: date, request: Request, staff: DeskStaff, engine: EngineDep) -
             )
         )
         bday = BusinessDay(day, ZoneInfo(agency.time_zone))
+        receipts = list(
+            session.scalars(
+                select(Receipt)
+                .where(
+                    Receipt.agency_id == agency.id,
+                    Receipt.issued_at >= bday.start_utc,
+                    Receipt.issued_at < bday.end_utc,
+                )
+                .order_by(Receipt.series, Receipt.number)
+                .limit(DAY_RECEIPTS)
+            )
+        )
         return _page(
             request,
             "desk_day.html",
@@ -540,8 +632,39 @@ def desk_day(day: date, request: Request, staff: DeskStaff, engine: EngineDep) -
                 "subs": subs,
                 "is_today": day == _today(agency),
                 "in_future": day > _today(agency),
+                "receipts": receipts,
+                "day_receipts": DAY_RECEIPTS,
+                "close_time": settings.close_time,
             },
         )
+
+
+def _zip(bundle: EvidenceBundle) -> Response:
+    return Response(
+        bundle.body,
+        media_type="application/zip",
+        headers={"Content-Disposition": attachment(bundle.name, bundle.name)},
+    )
+
+
+@router.get("/staff/desk/days/{day}/evidence")
+def desk_day_evidence(
+    day: date, staff: DeskStaff, engine: EngineDep, settings: SettingsDep
+) -> Response:
+    """The signed evidence bundle of the day, for inspectors (reconciliation/evidence.py)."""
+    with unit_of_work(engine) as session:
+        bundle = day_evidence(session, settings, staff.agency_code, day)
+    return _zip(bundle)
+
+
+@router.get("/staff/desk/receipts/{receipt_id}/evidence")
+def desk_receipt_evidence(
+    receipt_id: str, staff: DeskStaff, engine: EngineDep, settings: SettingsDep
+) -> Response:
+    """The signed evidence bundle of one receipt of the member's agency (404 otherwise)."""
+    with unit_of_work(engine) as session:
+        bundle = receipt_evidence(session, settings, receipt_id, agency_id=staff.agency_id)
+    return _zip(bundle)
 
 
 @router.get("/staff/desk/days/{day}/document")

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from api.deps import EngineDep, SettingsDep, unit_of_work
-from api.rendering import render
+from api.rendering import local, render
 from einvoice.amount_words import amount_in_words
 from einvoice.errors import FileTooLarge
 from einvoice.lifecycle import original_content
@@ -34,6 +34,8 @@ from einvoice.verification import (
     verify_document,
 )
 from payments.presenters import iso, receipt_links
+from reconciliation.trail import LinkedReceipt as TrailReceipt
+from reconciliation.trail import ReceiptTrail, receipt_trail
 
 __all__ = ["router"]
 
@@ -155,6 +157,63 @@ def _vnd(amount: int) -> str:
     return f"{amount:,}".replace(",", ".")
 
 
+_CHANNELS: Final = {
+    "transfer": ("Chuyển khoản ngân hàng", "Bank transfer"),
+    "cash": ("Tiền mặt tại quầy", "Cash at the counter"),
+    "card": ("Thẻ", "Card"),
+    "exempt": ("Miễn, không thu tiền", "Exempt, nothing paid"),
+}
+_TAX_STATES: Final = {
+    "accepted": ("Đã tiếp nhận", "Accepted"),
+    "duplicate_accepted": ("Đã tiếp nhận", "Accepted"),
+    "rejected": ("Bị từ chối, gửi lại", "Rejected, sent again"),
+    "queued": ("Chờ gửi", "Waiting to be sent"),
+    "sent": ("Đã gửi, chờ phản hồi", "Sent, awaiting the answer"),
+    "unknown": ("Đã gửi, chờ phản hồi", "Sent, awaiting the answer"),
+}
+
+
+def _trail(trail: ReceiptTrail) -> dict[str, Any]:
+    """The chain as the public page shows it: times, channel, symbols, days. No personal data."""
+    channel = _CHANNELS.get(trail.channel, (trail.channel, trail.channel))
+
+    def linked(r: TrailReceipt | None) -> dict[str, Any] | None:
+        if r is None:
+            return None
+        return {
+            "template": r.template,
+            "series": r.series,
+            "number": r.number,
+            "verify_url": f"/r/{r.verify_code}",
+            "issued": local(r.issued_at, "%d/%m/%Y %H:%M"),
+        }
+
+    return {
+        "paid": local(trail.paid_at, "%d/%m/%Y %H:%M:%S") if trail.paid_at else None,
+        "paid_at": iso(trail.paid_at),
+        "channel": trail.channel,
+        "channel_vi": channel[0],
+        "channel_en": channel[1],
+        "issued": local(trail.issued_at, "%d/%m/%Y %H:%M:%S"),
+        "issued_at": iso(trail.issued_at),
+        "replaced_by": linked(trail.replaced_by),
+        "replaces": linked(trail.replaces),
+        "reports": [
+            {
+                "day": r.business_day.strftime("%d/%m/%Y"),
+                "day_iso": r.business_day.isoformat(),
+                "first": r.supplement_no == 0,
+                "supplement_no": r.supplement_no,
+                "status": r.status,
+                "state_vi": _TAX_STATES.get(r.status, (r.status, r.status))[0],
+                "state_en": _TAX_STATES.get(r.status, (r.status, r.status))[1],
+                "late": r.late,
+            }
+            for r in trail.reports
+        ],
+    }
+
+
 @router.get(
     "/r/{code}",
     response_class=HTMLResponse,
@@ -193,6 +252,7 @@ def public_page(code: str, request: Request, engine: EngineDep) -> HTMLResponse:
                 }
                 check = result_json(result, "")
                 check["signing_time_display"] = _local_time_display(result.signing_time)
+                receipt["trail"] = _trail(receipt_trail(session, row))
     if receipt is None:
         return render(
             request, "receipt_public.html", {"receipt": None, "check": None}, status_code=404

@@ -1,0 +1,175 @@
+"""The embedded default under a catch-up (issue 16): one ``motcua serve`` (SQLite, its own
+worker), N SePay notifications sent as fast as the webhook accepts them, until N receipts.
+
+What a small agency sees after a day offline. Baseline in the same run: raw RSA-2048
+signatures per second on one core with the agency's key (the goal is ≥ 0.10 of it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from bench.common import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+MOTCUA = str(Path(sys.executable).with_name("motcua"))
+
+
+def run(table: Table, n: int = 1000) -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from infra.ports import free_port, wait_for_port
+
+    from api.demo import DEMO_API_KEY, DEMO_SEPAY_KEY
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+        port = free_port()
+        env.update(
+            {
+                "MOTCUA_DATA_DIR": str(Path(tmp) / "data"),
+                "MOTCUA_TASK_EAGER": "false",
+                "MOTCUA_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            }
+        )
+        subprocess.run([MOTCUA, "demo"], env=env, check=True, capture_output=True, timeout=180)
+        raw = _raw_rsa(env)
+        log = (Path(tmp) / "serve.log").open("wb")
+        proc = subprocess.Popen(
+            [MOTCUA, "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(port, timeout=60)
+            base = f"http://127.0.0.1:{port}"
+            auth = {"Authorization": f"Bearer {DEMO_API_KEY}"}
+            with httpx.Client(base_url=base, timeout=30) as http:
+                print(f"  creating {n} orders ...", flush=True)
+                orders = [
+                    http.post(
+                        "/api/v1/payment-orders",
+                        headers={**auth, "Idempotency-Key": f"emb-{i}"},
+                        json={
+                            "dossier_code": f"EMB-{i}",
+                            "procedure_code": "1.001612",
+                            "payer": {"name": "Trần Thị Bình"},
+                            "fees": [{"fee_code": "CT-BS", "quantity": 3}],
+                        },
+                    ).json()
+                    for i in range(n)
+                ]
+            account = _account(env)
+            bodies = [
+                json.dumps(
+                    {
+                        "id": 500_000 + i,
+                        "gateway": "VietinBank",
+                        "transactionDate": time.strftime("%Y-%m-%d %H:%M:%S"),
+                        "accountNumber": account,
+                        "content": f"CK {order['reference']}",
+                        "transferType": "in",
+                        "transferAmount": order["amount"],
+                        "referenceCode": f"FT-EMB-{i}",
+                    }
+                ).encode()
+                for i, order in enumerate(orders)
+            ]
+            headers = {"Authorization": f"Apikey {DEMO_SEPAY_KEY}"}
+            print(f"  sending {n} notifications ...", flush=True)
+            start = time.perf_counter()
+            with httpx.Client(base_url=base, timeout=30) as http, ThreadPoolExecutor(4) as pool:
+                codes = list(
+                    pool.map(
+                        lambda body: http.post(
+                            "/api/v1/bank-feeds/sepay", content=body, headers=headers
+                        ).status_code,
+                        bodies,
+                    )
+                )
+            sent_s = time.perf_counter() - start
+            issued = _wait_for_receipts(Path(tmp) / "data" / "motcua.sqlite3", n, deadline_s=600)
+            elapsed = time.perf_counter() - start
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    per_s = issued / elapsed
+    bad = sum(1 for c in codes if c != 200)
+    table.add(
+        f"embedded default (one motcua serve, SQLite, its own worker): {n:,} SePay notifications "
+        f"sent as fast as accepted ({sent_s:.1f} s, non-200 {bad}) → {issued:,} receipts in "
+        f"{elapsed:.1f} s",
+        f"{per_s:,.0f} receipts/s",
+        f"{raw:,.0f}/s raw RSA-2048, one core",
+        f"{per_s / raw:.3f}",
+        "≥ 0.10",
+    )
+
+
+def _raw_rsa(env: dict[str, str]) -> float:
+    code = (
+        "import api.composition\n"
+        "from cryptography.hazmat.primitives import hashes\n"
+        "from cryptography.hazmat.primitives.asymmetric import padding\n"
+        "from payments.models import Agency\n"
+        "from settings.db import session_scope\n"
+        "from signing.keys import load_key_source\n"
+        "from bench.common import rate\n"
+        "with session_scope() as s:\n"
+        "    ref = s.query(Agency).first().signing_key_ref\n"
+        "k = load_key_source(ref).private_key\n"
+        "print(rate(lambda: k.sign(b'x' * 1300, padding.PKCS1v15(), hashes.SHA256())))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True,
+        cwd=ROOT, timeout=120,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _account(env: dict[str, str]) -> str:
+    code = (
+        "import api.composition\n"
+        "from payments.models import Agency\n"
+        "from settings.db import session_scope\n"
+        "with session_scope() as s:\n"
+        "    print(s.query(Agency).first().bank_account)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True,
+        cwd=ROOT, timeout=120,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _wait_for_receipts(db: Path, n: int, deadline_s: float) -> int:
+    """Counts receipts straight from the SQLite file (read-only, WAL lets it read beside the
+    writers) every 50 ms until ``n`` exist, bounded by ``deadline_s``; asking the API per order
+    would load the very server being measured."""
+    deadline = time.monotonic() + deadline_s
+    count = 0
+    while time.monotonic() < deadline:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            count = int(conn.execute("SELECT count(*) FROM receipts").fetchone()[0])
+        if count >= n:
+            break
+        time.sleep(0.05)
+    return count
+
+
+if __name__ == "__main__":
+    t = Table()
+    run(t, n=int(os.environ.get("BENCH_N", "1000")))
+    print(t.markdown())
