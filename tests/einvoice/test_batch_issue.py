@@ -7,15 +7,23 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import test_lifecycle
 from sqlalchemy import func, select
-from test_lifecycle import LINE, Ctx, ctx, xmlsec1_ok  # noqa: F401 - the fixture is used
+from test_lifecycle import LINE, Ctx, xmlsec1_ok
 
 from einvoice.audit import AuditAction
 from einvoice.document import Payer, ReceiptRequest
 from einvoice.issuing import issue_receipts
 from einvoice.models import Receipt, ReceiptAuditEvent, ReceiptCounter
 from einvoice.numbering import reserve_numbers
+from settings.config import Settings
 from settings.db import session_scope
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Ctx:
+    """The agency of the lifecycle tests, seeded the same way."""
+    return test_lifecycle.ctx.__wrapped__(settings)  # type: ignore[attr-defined,no-any-return]
 
 
 def request(ctx: Ctx, source: str, **changes: object) -> ReceiptRequest:
