@@ -22,6 +22,7 @@ from api.routes import (
     exceptions,
     health,
     orders,
+    pp,
     receipts,
     sandbox,
     verify,
@@ -33,7 +34,7 @@ from settings.db import engine_for
 from settings.logging import configure_logging
 from settings.worker import celery_app, configure
 
-UPLOAD_LIMITS = {"/api/v1/verify": 5_000_000}
+UPLOAD_LIMITS = {"/api/v1/verify": 5_000_000, **dict.fromkeys(pp.PATHS, pp.DOOR_LIMIT)}
 """Routes that take documents may exceed the default body limit (the route checks again)."""
 
 
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(closes.router)
     app.include_router(receipts.router)
     app.include_router(verify.router)
+    app.include_router(pp.router)
     app.include_router(staff_routes.router)
     for page_router in PAGE_ROUTERS:
         app.include_router(page_router)

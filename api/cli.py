@@ -97,6 +97,23 @@ def agency_add(
         typer.echo(f"agency {agency.code} ({agency.name}, MST {agency.tax_code}) saved")
 
 
+@agency_app.command("claim-auto-approve")
+def agency_claim_auto_approve(
+    agency: Annotated[str, typer.Option(help="Agency code")],
+    days: Annotated[int, typer.Option(help="Credits at most this many days old; 0 = off")],
+) -> None:
+    """Citizens' transfer claims that fit exactly are approved without an accountant (issue 19)."""
+    from payments.agencies import agency_by_code
+    from payments.usecases.claims import set_auto_approval
+    from settings.db import session_scope
+
+    settings_or_fail()
+    with session_scope() as session:
+        set_auto_approval(session, agency_by_code(session, agency).id, days or None)
+    state = f"on, credits up to {days} days old" if days else "off"
+    typer.echo(f"automatic approval of transfer claims for agency {agency}: {state}")
+
+
 @keys_app.command("dev-init")
 def keys_dev_init(
     agency: Annotated[str, typer.Option(help="Agency code")],
@@ -187,6 +204,58 @@ def bank_feed_add(
         cred, key = add_bank_feed(session, agency_by_code(session, agency), provider)
     typer.echo(f"{provider} credential {cred.id} created for agency {agency}; key (shown once):")
     typer.echo(key)
+
+
+onestop_app = typer.Typer(
+    no_args_is_help=True, help="One-stop systems speaking PP-DVCQG (national payment platform)"
+)
+app.add_typer(onestop_app, name="onestop-partner")
+
+
+@onestop_app.command("add")
+def onestop_partner_add(
+    agency: Annotated[str, typer.Option(help="Agency code")],
+    code: Annotated[str, typer.Option(help="Partner code (MaDoiTac) given to the system")],
+    confirm_url: Annotated[str, typer.Option("--confirm-url", help="Their CONFIRM endpoint")],
+    reply: Annotated[str, typer.Option(help="Reply dialect: maloi or error_code")] = "maloi",
+    bill: Annotated[str, typer.Option(help="GET_BILL answer: url or pdf")] = "url",
+    name: Annotated[str, typer.Option(help="A name for the admin page")] = "",
+    allow_ip: Annotated[
+        list[str] | None, typer.Option("--allow-ip", help="Source address or CIDR (repeat)")
+    ] = None,
+    skew: Annotated[int, typer.Option(help="Accepted ThoiGianGD skew, seconds")] = 300,
+    fee_map: Annotated[str, typer.Option("--fee-map", help="THEIRS=OURS,… fee codes")] = "",
+    procedure_map: Annotated[
+        str, typer.Option("--procedure-map", help="THEIRS=OURS,… procedure codes")
+    ] = "",
+) -> None:
+    """Register a PP-DVCQG partner; its secret key is printed alone on the last line."""
+    from payments.agencies import agency_by_code
+    from payments.onestop_partners import PartnerInput, add_partner, parse_ip_list, parse_map
+    from settings.db import session_scope
+
+    settings = settings_or_fail()
+    with session_scope() as session:
+        issued = add_partner(
+            session,
+            agency_by_code(session, agency),
+            PartnerInput(
+                code=code,
+                confirm_url=confirm_url,
+                name=name,
+                reply_dialect=reply,
+                bill_dialect=bill,
+                allowed_ips=parse_ip_list(",".join(allow_ip or [])),
+                clock_skew_seconds=skew,
+                fee_map=parse_map(fee_map, "fee map"),
+                procedure_map=parse_map(procedure_map, "procedure map"),
+            ),
+            allow_loopback=settings.profile is Profile.EMBEDDED,
+        )
+        partner_id = issued.partner.id
+    typer.echo(f"one-stop partner {code} ({partner_id}) created for agency {agency}")
+    typer.echo("secret key for MaXacThuc (shown once, last line):")
+    typer.echo(issued.secret)
 
 
 bank_app = typer.Typer(no_args_is_help=True, help="Bank statements")
@@ -543,6 +612,74 @@ def restore_command(
 
     settings = settings_or_fail()
     typer.echo(restore(settings, file, force=force).text())
+
+
+evidence_app = typer.Typer(no_args_is_help=True, help="Signed evidence bundles for inspectors")
+app.add_typer(evidence_app, name="evidence")
+
+
+def _write_evidence(out: Path, build: object) -> None:
+    from reconciliation.evidence import EvidenceBundle
+
+    assert isinstance(build, EvidenceBundle)
+    out.write_bytes(build.body)
+    typer.echo(f"{out}: {len(build.members)} members, manifest signed ({len(build.body)} bytes)")
+
+
+@evidence_app.command("receipt")
+def evidence_receipt(
+    receipt_id: Annotated[str, typer.Argument(help="Receipt id")],
+    out: Annotated[Path, typer.Option("--out", help="ZIP file to write")],
+) -> None:
+    """The signed evidence bundle of one receipt (bank lines, order, XML, PDF, tax, closes,
+    audit)."""
+    import api.composition  # noqa: F401 - every table and the audit sources
+    from reconciliation.evidence import receipt_evidence
+    from settings.db import session_scope
+
+    settings = settings_or_fail()
+    with session_scope() as session:
+        _write_evidence(out, receipt_evidence(session, settings, receipt_id))
+
+
+@evidence_app.command("day")
+def evidence_day(
+    agency: Annotated[str, typer.Option(help="Agency code")],
+    day: Annotated[str, typer.Option("--date", help="Business day YYYY-MM-DD")],
+    out: Annotated[Path, typer.Option("--out", help="ZIP file to write")],
+) -> None:
+    """The signed evidence bundle of one business day of an agency."""
+    import api.composition  # noqa: F401 - every table and the audit sources
+    from reconciliation.evidence import day_evidence
+    from settings.db import session_scope
+
+    settings = settings_or_fail()
+    try:
+        business_day = date.fromisoformat(day)
+    except ValueError:
+        fail(f"--date must be YYYY-MM-DD, got {day!r}")
+    with session_scope() as session:
+        _write_evidence(out, day_evidence(session, settings, agency, business_day))
+
+
+@evidence_app.command("verify")
+def evidence_verify(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    trusted_ca: Annotated[
+        Path | None, typer.Option("--trusted-ca", help="PEM CA the signer must chain to")
+    ] = None,
+) -> None:
+    """Exit 0 when every member and the signed manifest are intact; 1 naming the first that is
+    not."""
+    from cryptography import x509
+
+    from reconciliation.evidence import verify_evidence
+
+    ca = x509.load_pem_x509_certificate(trusted_ca.read_bytes()) if trusted_ca else None
+    check = verify_evidence(file.read_bytes(), trusted_ca=ca)
+    if not check.ok:
+        fail(check.text(), code=1)
+    typer.echo(check.text())
 
 
 def main() -> None:

@@ -33,7 +33,9 @@ from sqlalchemy import MetaData
 import api.staff.models
 import einvoice.models
 import payments.callback_models
+import payments.claim_models
 import payments.models
+import payments.onestop_models
 import reconciliation.models
 import settings.audit_chain
 from settings.audit_chain import Source, register_sources
@@ -60,6 +62,8 @@ MODEL_MODULES = (
     einvoice.models,
     payments.models,
     payments.callback_models,
+    payments.claim_models,
+    payments.onestop_models,
     reconciliation.models,
     settings.audit_chain,
 )
@@ -91,6 +95,8 @@ AUDIT_SOURCES: tuple[Source, ...] = (
     Source("staff_sign_ins", "id", ("id",)),
     Source("callback_attempts", "id", ("id",)),
     Source("staff_admin_events", "id", ("id",)),
+    Source("onestop_pp_messages", "id", ("id",)),
+    Source("transfer_claim_events", "id", ("id",)),
 )
 """The audit tables, in sealing order. Append only: moving or changing an existing entry
 changes how already-sealed records are ordered or hashed. A correction is final (sealable)

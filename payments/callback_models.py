@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+import payments.onestop_models  # noqa: F401  (the table ``partner_id`` refers to)
 from settings.db import Base, UTCDateTime, utcnow
 
 __all__ = ["CallbackAttempt", "CallbackEvent"]
@@ -52,9 +53,15 @@ class CallbackEvent(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     """``evt_<32 hex>``; also inside the body and in the ``Motcua-Event-Id`` header."""
-    client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.id"))
+    client_id: Mapped[str | None] = mapped_column(ForeignKey("api_clients.id"), default=None)
     """Whose ``callback_secret`` signs the request (read at send time, so a rotated secret
-    applies to retries too)."""
+    applies to retries too); ``None`` for a PP-DVCQG CONFIRM (``partner_id``)."""
+    kind: Mapped[str] = mapped_column(String(16), default="motcua", server_default="motcua")
+    """``motcua``: our signed JSON event (contract.md); ``pp_confirm``: a PP-DVCQG CONFIRM whose
+    body carries its own checksum, acknowledged only by ``MaLoi`` ``00``."""
+    partner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("onestop_partners.id"), default=None, index=True
+    )
     url: Mapped[str] = mapped_column(String(1000))
     """Destination frozen at enqueue; re-checked against the allow-list at every attempt."""
     event: Mapped[str] = mapped_column(String(40))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -48,6 +49,7 @@ from payments.callback_models import CallbackAttempt, CallbackEvent
 from payments.credentials import check_callback_url
 from payments.errors import InvalidInput, NotFound, PaymentsError
 from payments.models import ApiClient
+from payments.onestop_models import OnestopPartner
 from payments.webhook_signature import WebhookSignatureError, WebhookSignatureReason
 from settings.db import utcnow
 
@@ -113,6 +115,8 @@ DEFAULT_TOLERANCE = webhook_signature.DEFAULT_TOLERANCE_SECONDS
 _EXCERPT_CHARS = 500
 _EXCERPT_BYTES = 4 * _EXCERPT_CHARS  # UTF-8 needs at most 4 bytes per character
 _LEASE_MARGIN = timedelta(seconds=60)
+PP_CONFIRM = "pp_confirm"
+"""``callback_events.kind`` of a PP-DVCQG CONFIRM (:mod:`payments.onestop_partners`)."""
 
 Outcome = Literal["delivered", "http_error", "timeout", "network_error", "refused"]
 
@@ -405,6 +409,8 @@ class _Claim:
     body: bytes
     secret: str | None
     token: str
+    kind: str = "motcua"
+    """``pp_confirm``: a PP-DVCQG CONFIRM (:func:`_pp_acknowledged` decides what acknowledges)."""
 
 
 @dataclass(frozen=True)
@@ -451,11 +457,17 @@ def _claim_next(
         event = session.scalars(query).first()
         if event is None:
             return None
-        client = session.execute(
-            select(ApiClient.callback_secret, ApiClient.active).where(
-                ApiClient.id == event.client_id
-            )
-        ).first()
+        if event.kind == PP_CONFIRM:
+            partner = session.get(OnestopPartner, event.partner_id)
+            # the checksum is in the frozen body: the "secret" only says someone is there
+            secret = "pp" if partner is not None and partner.active else None
+        else:
+            client = session.execute(
+                select(ApiClient.callback_secret, ApiClient.active).where(
+                    ApiClient.id == event.client_id
+                )
+            ).first()
+            secret = client.callback_secret if client is not None and client.active else None
         event.attempt_count += 1
         event.round_attempts += 1
         event.lease_token = secrets.token_hex(16)
@@ -466,8 +478,9 @@ def _claim_next(
             round_no=event.round_attempts,
             url=event.url,
             body=event.body,
-            secret=client.callback_secret if client is not None and client.active else None,
+            secret=secret,
             token=event.lease_token,
+            kind=event.kind,
         )
 
 
@@ -504,8 +517,9 @@ def _send(
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         EVENT_ID_HEADER: claim.event_id,
-        SIGNATURE_HEADER: sign(claim.secret, claim.body, t),
     }
+    if claim.kind != PP_CONFIRM:
+        headers[SIGNATURE_HEADER] = sign(claim.secret, claim.body, t)
     started = time.monotonic()
     deadline = started + timeout
 
@@ -528,15 +542,33 @@ def _send(
     except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
         return _Result("network_error", at, t, error=_error_text(exc), duration_ms=duration())
     ok = 200 <= status < 300
+    error = None if ok else f"HTTP {status}"
+    if ok and claim.kind == PP_CONFIRM and not _pp_acknowledged(excerpt):
+        ok, error = False, "not acknowledged: the answer's MaLoi is not 00"
     return _Result(
         "delivered" if ok else "http_error",
         at,
-        t,
+        t if claim.kind != PP_CONFIRM else None,
         status_code=status,
-        error=None if ok else f"HTTP {status}",
+        error=error,
         duration_ms=duration(),
         response_excerpt=excerpt,
     )
+
+
+_PP_ACK = re.compile(r'"MaLoi"\s*:\s*"00"')
+
+
+def _pp_acknowledged(answer: str) -> bool:
+    """A PP-DVCQG partner acknowledges a CONFIRM with ``{"MaLoi": "00", …}``; anything else
+    (``99``, no JSON, an empty 200) means "send it again later" (docs/onestop-pp.md). The
+    answer is read from the logged excerpt; a long answer cut there is still recognised by
+    its ``MaLoi`` field."""
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        return bool(_PP_ACK.search(answer))
+    return isinstance(data, dict) and data.get("MaLoi") == "00"
 
 
 RECORD_RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)

@@ -50,6 +50,9 @@ class Agency(Base):
     time_zone: Mapped[str] = mapped_column(String(64), default="Asia/Ho_Chi_Minh")
     signing_key_ref: Mapped[str | None] = mapped_column(String(500), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    claim_auto_approve_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Citizens' transfer claims (issue 19) that fit exactly are approved without an
+    accountant when the credit is at most this many days old; NULL: always by hand."""
 
 
 class ApiClient(Base):

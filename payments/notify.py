@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, object_session
 from einvoice.models import Receipt
 from payments.callbacks import enqueue_event
 from payments.models import PaymentOrder
+from payments.onestop_partners import enqueue_confirm
 from payments.presenters import order_json, receipt_links
 from settings.config import get_settings
 from settings.db import utcnow
@@ -29,8 +30,9 @@ def _session(order: PaymentOrder) -> Session:
 
 
 def notify_order(order: PaymentOrder, event: str) -> None:
+    # No flush here: the callback row joins the caller's transaction and is written by its
+    # next flush; flushing per order made a batch of N matches N round trips (issue 16).
     session = _session(order)
-    session.flush()
     enqueue_event(
         session,
         client_id=order.client_id,
@@ -39,6 +41,7 @@ def notify_order(order: PaymentOrder, event: str) -> None:
         data=order_json(order, None, get_settings().public_base_url),
         occurred_at=utcnow(),
     )
+    enqueue_confirm(order, event, session)  # an order a PP-DVCQG partner asked for: CONFIRM
 
 
 def notify_receipt(order: PaymentOrder, receipt: Receipt, event: str = "receipt.issued") -> None:

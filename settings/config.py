@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     rate_limit_sign_in_per_minute: int = Field(
         default=10, ge=1, description="Staff sign-in attempts per client IP per minute"
     )
+    rate_limit_pp_per_minute: int = Field(
+        default=600, ge=1, description="PP-DVCQG messages per partner IP per minute"
+    )
     task_eager: bool = Field(
         default=False, description="Run background tasks inline (tests and one-off scripts)"
     )

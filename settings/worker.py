@@ -41,6 +41,25 @@ def configure(app: Celery, settings: Settings) -> None:
     )
     if settings.effective_broker_url.startswith("sqla+"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if url.startswith("redis"):
+        _keep_consumer_alive_when_redis_drops()
+
+
+def _keep_consumer_alive_when_redis_drops() -> None:
+    """Do not "restore unacknowledged messages" into a Redis that has just gone away.
+
+    kombu 5.7 does that when the consumer's connection drops, with the connection object
+    already released, and fails with ``AttributeError: 'NoneType' object has no attribute
+    'hostname'``; Celery calls that an unrecoverable error and stops the worker, pool and
+    journal pollers with it (the fault suite's Redis-down test caught it: 31 journaled
+    notifications left unprocessed). Nothing is lost by not restoring: a message still in
+    Redis comes back through its unacked index after the visibility timeout, and the database
+    (journal, paid orders without a receipt) is the real queue that the sweep and the pollers
+    work from.
+    """
+    from kombu.transport import redis as kombu_redis
+
+    kombu_redis.QoS.restore_at_shutdown = False
 
 
 def make_celery() -> Celery:

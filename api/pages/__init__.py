@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.pages import admin, counter, desk, portal, statements, web
+from api.pages import admin, counter, desk, onestop, portal, statements, web
 
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     web.router,
@@ -18,6 +18,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     desk.router,
     admin.router,
     statements.router,
+    onestop.router,
 )
 
 __all__ = ["PAGE_ROUTERS"]

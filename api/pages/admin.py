@@ -57,6 +57,7 @@ from payments.tariffs import (
     price,
     tariff_of,
 )
+from payments.usecases.claims import set_auto_approval
 from settings.config import Profile
 from settings.errors import ProblemError
 from signing.certs import assess_certificate
@@ -202,6 +203,36 @@ def admin_home(request: Request, staff: AdminPage, engine: EngineDep, clock: Clo
         cert = certificate_status(agency, now)
         ctx = {"agency": agency, "counts": counts, "events": events, "cert": cert}
         return render(request, "admin_home.html", ctx)
+
+
+# --- Citizens' transfer claims (issue 19) ------------------------------------------------
+
+
+@router.post("/claims")
+def claims_setting(
+    staff: AdminPost,
+    engine: EngineDep,
+    clock: ClockDep,
+    days: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """Automatic approval of exact transfer claims: ``days`` 1-90, or 0 for off."""
+    text = days.strip()
+    if not text.isdigit():
+        raise InvalidInput("days: 0 (tắt / off) hoặc 1-90 ngày / days")
+    with unit_of_work(engine) as session:
+        agency = _agency(session, staff)
+        before = agency.claim_auto_approve_days
+        set_auto_approval(session, agency.id, int(text) or None)
+        _audit(
+            session,
+            staff,
+            "claim_auto_approve_set",
+            "agency",
+            agency.id,
+            {"before": before, "after": agency.claim_auto_approve_days},
+            clock(),
+        )
+    return _redirect("/staff/admin#claims-setting")
 
 
 # --- Staff accounts -------------------------------------------------------------------

@@ -30,8 +30,10 @@ from api.rendering import render, vnd
 from api.staff.deps import StaffContext
 from api.staff.models import Role
 from einvoice.models import Receipt
+from payments.claims import live_claims
 from payments.exceptions import actions_of, list_exceptions
 from payments.models import Agency, BankCredit, PaymentException, PaymentOrder
+from payments.usecases.claims import approve_claim, refuse_claim
 from payments.usecases.exceptions import (
     ManualMatchIn,
     RefundIn,
@@ -138,6 +140,15 @@ NOTICES: dict[str, tuple[str, str]] = {
     "matched": ("Đã khớp tiền về với đơn thu.", "Credit matched to the order."),
     "topup": ("Đã đề nghị người nộp chuyển bổ sung.", "Top-up requested from the payer."),
     "refund": ("Đã ghi lệnh hoàn trả.", "Refund instruction recorded."),
+    "claim_approved": (
+        "Đã duyệt khai báo của người nộp; đơn đã được thanh toán.",
+        "Claim approved; the order is paid.",
+    ),
+    "claim_first": (
+        "Đã duyệt lần 1; số tiền khác đơn nên cần một kế toán khác duyệt.",
+        "First approval recorded; the amounts differ, so another accountant must approve.",
+    ),
+    "claim_refused": ("Đã từ chối khai báo của người nộp.", "Claim refused."),
 }
 
 
@@ -974,9 +985,20 @@ def desk_exceptions(
                 )
             )
         }
+        claims = live_claims(session, [e.id for e in items[:100]])
+        claim_orders = {
+            o.id: o
+            for o in session.scalars(
+                select(PaymentOrder).where(
+                    PaymentOrder.id.in_([c.order_id for c in claims.values()])
+                )
+            )
+        }
         rows = [
             {
                 "exc": e,
+                "claim": claims.get(e.id),
+                "claim_order": claim_orders.get(claims[e.id].order_id) if e.id in claims else None,
                 "credit": credits.get(e.credit_id),
                 "order": orders.get(e.order_id or ""),
                 "actions": actions_of(session, e.id),
@@ -1058,3 +1080,27 @@ def desk_refund(
     with unit_of_work(engine) as session:
         resolve_refund(session, staff.agency_id, exception_id, body, staff.username)
     return _back_to_queue(exception_id, "refund")
+
+
+@router.post("/staff/desk/exceptions/{exception_id}/claim/approve")
+def desk_claim_approve(exception_id: str, staff: DeskPost, engine: EngineDep) -> Response:
+    """One click; when the amounts differ a second, different accountant must click too."""
+    with unit_of_work(engine) as session:
+        claim, follow_ups = approve_claim(session, staff.agency_id, exception_id, staff.username)
+        state = claim.state
+    run_after_commit(follow_ups)
+    ok = "claim_first" if state == "first_approved" else "claim_approved"
+    return _back_to_queue(exception_id, ok)
+
+
+@router.post("/staff/desk/exceptions/{exception_id}/claim/refuse")
+def desk_claim_refuse(
+    exception_id: str,
+    staff: DeskPost,
+    engine: EngineDep,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    body = _parse(ResolutionIn, reason=reason)
+    with unit_of_work(engine) as session:
+        refuse_claim(session, staff.agency_id, exception_id, staff.username, body.reason)
+    return _back_to_queue(exception_id, "claim_refused")

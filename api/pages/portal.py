@@ -8,6 +8,9 @@
   phone (or ID number when no phone was given). A wrong second factor gets exactly the same
   answer as an unknown dossier, and the form is rate limited per client IP, so it cannot be
   used to probe which dossiers exist or to guess the digits.
+* ``/pay/{order_id}/claim`` — "Tôi đã chuyển khoản nhưng chưa được ghi nhận" (issue 19): the
+  citizen states a transfer that did not match; ``payments.usecases.claims`` finds it, proposes
+  the match, and every miss gets the same answer (docs/claims.md).
 * ``/bang-phi/{agency}`` — the published fee catalogue, searchable, printable, with one QR
   code per procedure for counters to post on the wall.
 * ``/`` — a small landing page linking the above and ``/verify``.
@@ -20,7 +23,6 @@ confirming that secret) is not wired, because no publishable key exists to test 
 
 from __future__ import annotations
 
-import hmac
 import io
 import re
 import unicodedata
@@ -31,21 +33,25 @@ from urllib.parse import quote
 
 import segno
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import EngineDep, SettingsDep, unit_of_work
 from api.downloads import document_response
-from api.ratelimit import rate_limit
-from api.rendering import render
+from api.ratelimit import RateLimited, client_ip, rate_limit
+from api.ratelimit import check as check_rate
+from api.rendering import render, wants_page
 from einvoice.models import Receipt
 from payments.card_payments import gateway_from_settings, start_card_payment
-from payments.errors import NotFound, TariffInvalid, UnknownAgency
+from payments.claims import factor_matches, second_factor
+from payments.errors import InvalidInput, NotFound, TariffInvalid, UnknownAgency
 from payments.models import Agency, FeeItem, PaymentOrder, Procedure
 from payments.orders import get_order
 from payments.presenters import order_json, receipt_links
 from payments.tariffs import describe, tariff_from_json, tariff_of
+from payments.usecases.claims import citizen_view, parse_claim_form, submit_claim
+from payments.usecases.follow_ups import run_after_commit
 from payments.usecases.receipts import display_copy, display_copy_name, receipt_chain
 from payments.vietqr import BANK_NAMES
 from settings.clock import local_today
@@ -136,6 +142,7 @@ def pay_page(
 ) -> HTMLResponse:
     with unit_of_work(engine) as session:
         order = _public_order(session, get_order(session, order_id), settings.public_base_url)
+        claim_state = citizen_view(session, order_id)
     bin_ = order["vietqr"]["bank_bin"] if order["vietqr"] else None
     return render(
         request,
@@ -144,6 +151,7 @@ def pay_page(
             "order": order,
             "bank_name": BANK_NAMES.get(bin_ or ""),  # None: the page shows the BIN
             "poll_ms": POLL_MS,
+            "claim_state": claim_state,
         },
     )
 
@@ -207,22 +215,83 @@ def pay_receipt_xml(order_id: str, engine: EngineDep) -> Response:
     return document_response(body, "application/xml", name, download=True, private=True)
 
 
+# --------------------------------------------------------------------------- transfer claim
+
+
+def _claim_context(session: Session, order_id: str, base_url: str) -> dict[str, Any]:
+    order = _public_order(session, get_order(session, order_id), base_url)
+    return {"order": order, "claim_state": citizen_view(session, order_id)}
+
+
+@router.get("/pay/{order_id}/claim", response_class=HTMLResponse)
+def claim_form(
+    order_id: str, request: Request, engine: EngineDep, settings: SettingsDep
+) -> HTMLResponse:
+    """The "Tôi đã chuyển khoản nhưng chưa được ghi nhận" form, or the last claim's state."""
+    with unit_of_work(engine) as session:
+        context = _claim_context(session, order_id, settings.public_base_url)
+    return render(request, "portal_claim.html", {**context, "form": {}})
+
+
+@router.post("/pay/{order_id}/claim")
+def claim_submit(
+    order_id: str,
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    transfer_date: Annotated[str, Form(max_length=32)] = "",
+    amount: Annotated[str, Form(max_length=32)] = "",
+    bank: Annotated[str, Form(max_length=200)] = "",
+    reference: Annotated[str, Form(max_length=128)] = "",
+    last4: Annotated[str, Form(max_length=16)] = "",
+) -> Response:
+    """Parse, call :func:`submit_claim`, then redirect to the claim's page (POST-redirect-GET):
+    the answer is the same 303 whatever was found, and the page says only what is theirs."""
+    check_rate(settings, "claim", request, settings.rate_limit_lookup_per_minute)
+    with unit_of_work(engine) as session:
+        agency_zone = get_order(session, order_id).agency.time_zone
+    try:
+        body = parse_claim_form(
+            transfer_date=transfer_date,
+            amount=amount,
+            bank=bank,
+            reference=reference,
+            factor=last4,
+            today=local_today(agency_zone),
+        )
+    except InvalidInput as problem:
+        if not wants_page(request):
+            raise  # scripts get the problem+json 422
+        with unit_of_work(engine) as session:
+            context = _claim_context(session, order_id, settings.public_base_url)
+        form = {
+            "transfer_date": transfer_date,
+            "amount": amount,
+            "bank": bank,
+            "reference": reference,
+        }
+        return render(
+            request,
+            "portal_claim.html",
+            {**context, "form": form, "error": problem.detail, "error_code": problem.code},
+            status_code=422,
+        )
+    with unit_of_work(engine) as session:
+        outcome = submit_claim(session, order_id, body, client_ip=client_ip(request))
+    if outcome.rate_limited:
+        raise RateLimited(
+            "tối đa vài lần khai báo mỗi giờ / only a few claims an hour",
+            extra={"retry_after": 3600},
+        )
+    run_after_commit(outcome.follow_ups)
+    return RedirectResponse(f"/pay/{order_id}/claim", status_code=303)
+
+
 # --------------------------------------------------------------------------- look-up
 
 
-def _second_factor(payer: dict[str, Any]) -> str | None:
-    """Last four digits of the phone, or of the ID number when there is no phone."""
-    phone = re.sub(r"\D", "", str(payer.get("phone") or ""))
-    if phone:
-        return phone[-4:] if len(phone) >= 4 else None
-    id_number = re.sub(r"[^0-9A-Za-z]", "", str(payer.get("id_number") or ""))
-    return id_number[-4:].upper() if len(id_number) >= 4 else None
-
-
-def _factor_matches(payer: dict[str, Any], given: str) -> bool:
-    expected = _second_factor(payer)
-    # Constant time, so response timing does not tell how many digits were right.
-    return expected is not None and hmac.compare_digest(expected, given.upper())
+_second_factor = second_factor  # the rule lives in payments.claims (claims use it too)
+_factor_matches = factor_matches
 
 
 def _receipt_row(receipt: Receipt) -> dict[str, Any]:

@@ -46,9 +46,11 @@ from api.demo import DEMO_AGENCY, DEMO_SEPAY_KEY, DEMO_STAFF_PASSWORD
 from api.keysetup import dev_init
 from api.staff import create_staff
 from payments.agencies import add_agency
+from payments.callback_models import CallbackEvent
 from payments.catalog import import_catalog
 from payments.credentials import add_bank_feed, add_client
 from payments.models import FeeItem, PaymentException, Procedure
+from payments.onestop_partners import PartnerInput, add_partner
 from payments.statement_profile_store import save_profile
 from reconciliation.corrections import request_correction
 from reconciliation.models import ReconBreak
@@ -74,6 +76,7 @@ OPS = Rule("public", note="operations: restrict /metrics and /readyz at the reve
 FEED = Rule("bank-feed")
 SIGNED = Rule("signed-webhook")
 SANDBOX = Rule("sandbox")
+PARTNER = Rule("signed-webhook", note="PP-DVCQG: partner code, MaXacThuc checksum, IP allow-list")
 
 
 def client(obj: str | None = None, body: Any = None) -> Rule:
@@ -109,7 +112,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/payment-orders/{order_id}"): client("order_id"),
     ("POST", "/api/v1/payment-orders/{order_id}/cancel"): client("order_id", {}),
     ("POST", "/api/v1/payment-orders/{order_id}/cash"): client(
-        "order_id", {"amount": 6000, "clerk": "Thu"}
+        "order_id", {"amount": 5000, "clerk": "Thu"}
     ),
     ("POST", "/api/v1/payment-orders/{order_id}/refund"): client(
         "order_id", {"reason": "Kiểm tra phân quyền"}
@@ -134,6 +137,11 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/bank-feeds/sepay"): FEED,
     ("POST", "/api/v1/bank-feeds/casso"): FEED,
     ("POST", "/api/v1/card/webhook"): SIGNED,
+    # one-stop systems speaking PP-DVCQG (partner checksum; refusals are 400/401/403)
+    ("POST", "/pp/dvcqg"): PARTNER,
+    ("POST", "/pp/dvcqg/init"): PARTNER,
+    ("POST", "/pp/dvcqg/query"): PARTNER,
+    ("POST", "/pp/dvcqg/bill"): PARTNER,
     # accountant API (staff sessions)
     ("GET", "/api/v1/payment-exceptions"): staff("accountant"),
     ("POST", "/api/v1/payment-exceptions/{exception_id}/match"): staff(
@@ -165,6 +173,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/pay/{order_id}/card"): PUBLIC,
     ("GET", "/pay/{order_id}/bien-lai.pdf"): PUBLIC,
     ("GET", "/pay/{order_id}/bien-lai.xml"): PUBLIC,
+    ("GET", "/pay/{order_id}/claim"): PUBLIC,
+    ("POST", "/pay/{order_id}/claim"): PUBLIC,
     ("GET", "/tra-cuu"): PUBLIC,
     ("POST", "/tra-cuu"): PUBLIC,
     ("GET", "/bang-phi/{agency_code}"): PUBLIC,
@@ -180,12 +190,13 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/staff/counter"): staff("clerk"),
     ("GET", "/staff/counter/new"): staff("clerk"),
     ("GET", "/staff/counter/new/lines"): staff("clerk"),
+    ("GET", "/staff/counter/new/price"): staff("clerk"),
     ("POST", "/staff/counter/orders"): staff("clerk"),
     ("GET", "/staff/counter/orders/{order_id}"): staff("clerk", "order_id"),
     ("GET", "/staff/counter/orders/{order_id}/screen"): staff("clerk", "order_id"),
     ("GET", "/staff/counter/orders/{order_id}/status"): staff("clerk", "order_id"),
     ("POST", "/staff/counter/orders/{order_id}/cash"): staff(
-        "clerk", "order_id", form={"amount": "6000"}
+        "clerk", "order_id", form={"amount": "5000"}
     ),
     ("POST", "/staff/counter/orders/{order_id}/cancel"): staff("clerk", "order_id"),
     ("GET", "/staff/counter/receipts/{receipt_id}/pdf"): staff("clerk", "receipt_id"),
@@ -203,6 +214,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/staff/desk/close"): staff("accountant"),
     ("GET", "/staff/desk/days/{day}"): staff("accountant"),
     ("GET", "/staff/desk/days/{day}/document"): staff("accountant"),
+    ("GET", "/staff/desk/days/{day}/evidence"): staff("accountant"),
+    ("GET", "/staff/desk/receipts/{receipt_id}/evidence"): staff("accountant", "receipt_id"),
     ("GET", "/staff/desk/breaks/{break_id}"): staff("accountant", "break_id"),
     ("POST", "/staff/desk/breaks/{break_id}/corrections"): staff(
         "accountant", "break_id", form={"action": "explain", "reason": WHY}
@@ -223,8 +236,15 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/staff/desk/exceptions/{exception_id}/refund"): staff(
         "accountant", "exception_id", form={"amount": "1000", "reason": WHY}
     ),
+    ("POST", "/staff/desk/exceptions/{exception_id}/claim/approve"): staff(
+        "accountant", "exception_id", form={}
+    ),
+    ("POST", "/staff/desk/exceptions/{exception_id}/claim/refuse"): staff(
+        "accountant", "exception_id", form={"reason": WHY}
+    ),
     # admin
     ("GET", "/staff/admin"): staff("admin"),
+    ("POST", "/staff/admin/claims"): staff("admin", form={"days": "0"}),
     ("GET", "/staff/admin/users"): staff("admin"),
     ("POST", "/staff/admin/users"): staff("admin"),
     ("GET", "/staff/admin/users/{staff_id}"): staff("admin", "staff_id"),
@@ -236,6 +256,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/staff/admin/catalog/import"): staff("admin"),
     ("GET", "/staff/admin/catalog/fees/{fee_id}"): staff("admin", "fee_id"),
     ("POST", "/staff/admin/catalog/fees/{fee_id}/price"): staff("admin", "fee_id"),
+    ("POST", "/staff/admin/catalog/fees/{fee_id}/tariff"): staff("admin", "fee_id"),
     ("GET", "/staff/admin/statements"): staff("admin"),
     ("POST", "/staff/admin/statements/preview"): staff("admin"),
     ("POST", "/staff/admin/statements/profiles"): staff("admin"),
@@ -247,6 +268,10 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/staff/admin/keys/feeds"): staff("admin"),
     ("POST", "/staff/admin/keys/feeds/{feed_id}/revoke"): staff("admin", "feed_id"),
     ("GET", "/staff/admin/certificate"): staff("admin"),
+    ("GET", "/staff/admin/onestop"): staff("admin"),
+    ("POST", "/staff/admin/onestop/partners"): staff("admin"),
+    ("POST", "/staff/admin/onestop/partners/{partner_id}/revoke"): staff("admin", "partner_id"),
+    ("GET", "/staff/admin/onestop/deliveries/{delivery_id}"): staff("admin", "delivery_id"),
     # sandboxes (embedded demo only)
     ("POST", "/sandbox/bank/transfer"): SANDBOX,
 }
@@ -448,7 +473,27 @@ def other_agency_objects(demo: Settings, app_client: TestClient) -> dict[str, st
             created_by="t",
             now=utcnow(),
         )
+        partner = add_partner(
+            session,
+            other,
+            PartnerInput(code="PP-KHAC", confirm_url="http://127.0.0.1:9/confirm"),
+            allow_loopback=True,
+        ).partner
+        confirm = CallbackEvent(
+            id="evt_" + "0" * 31 + "1",
+            kind="pp_confirm",
+            partner_id=partner.id,
+            url=partner.confirm_url,
+            event="payment_order.succeeded",
+            body=b"{}",
+            created_at=utcnow(),
+            enqueued_at=utcnow(),
+            state="failed",
+        )
+        session.add(confirm)
         objects = {
+            "partner_id": str(partner.id),
+            "delivery_id": confirm.id,
             "client_id": str(issued.client.id),
             "feed_id": str(feed.id),
             "staff_id": str(colleague.id),
