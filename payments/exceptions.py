@@ -172,8 +172,10 @@ def match_manually(
         )
     if order.agency_id != exc.agency_id:
         raise NotFound(f"no payment order {order.id!r}", code="order_not_found")
-    if order.status != OrderStatus.PENDING.value:
-        raise InvalidTransition(f"order {order.id} is {order.status}, not pending")
+    if order.status not in (OrderStatus.PENDING.value, OrderStatus.EXPIRED.value):
+        # an expired order may still be paid by a transfer a person matched to it (late money);
+        # a cancelled or failed one never
+        raise InvalidTransition(f"order {order.id} is {order.status}, not pending or expired")
     already = topup_total(session, order.id) if exc.order_id == order.id else 0
     excess = exc.amount + already - order.amount
     if excess != 0 and not (refund_excess and excess > 0):

@@ -33,6 +33,10 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderStatus], str] = {
     ),
     (OrderStatus.PENDING, OrderStatus.CANCELLED): "the one-stop system or a clerk withdrew it",
     (OrderStatus.PENDING, OrderStatus.FAILED): "the card gateway reported a final failure",
+    (OrderStatus.EXPIRED, OrderStatus.SUCCEEDED): (
+        "an accountant matched a transfer that arrived after expiry to it (by hand, or by "
+        "approving the citizen's claim): the money came, the receipt is owed; never automatic"
+    ),
 }
 FINAL = frozenset(
     {OrderStatus.SUCCEEDED, OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.FAILED}

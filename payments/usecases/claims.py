@@ -263,7 +263,7 @@ def approve_claim(
     now = now or utcnow()
     claim, exc = _claim_of(session, agency_id, exception_id)
     order = get_order(session, claim.order_id, agency_id=agency_id, lock=True)
-    if order.status != OrderStatus.PENDING.value:
+    if order.status not in (OrderStatus.PENDING.value, OrderStatus.EXPIRED.value):
         raise ClaimRefused(
             f"order {order.reference} is {order.status}: it cannot be paid any more; "
             "record a refund (or match the credit to a new order) instead",

@@ -20,6 +20,7 @@ from api.demo import DEMO_AGENCY
 from api.staff.models import StaffAdminEvent
 from payments.claim_models import ClaimEvent, TransferClaim
 from payments.models import Agency, PaymentException, PaymentOrder
+from payments.states import OrderStatus as OrderStatusForTest
 from settings.db import session_scope
 
 HTML = {"Accept": "text/html"}
@@ -318,3 +319,29 @@ def test_admin_page_toggles_automatic_approval_and_records_it(client: TestClient
             select(StaffAdminEvent.detail).where(StaffAdminEvent.action == "claim_auto_approve_set")
         ).all()
     assert [(c["before"], c["after"]) for c in changes] == [(None, 2), (2, None)]
+
+
+def test_a_claim_pays_an_expired_order_but_never_a_cancelled_one(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    """An expired order may still be paid by a late transfer a person matched; the state table
+    allows expired → succeeded for that move only, and never automatically."""
+    late = create(client, auth, "c-exp").json()
+    with session_scope() as s:
+        row = s.get(PaymentOrder, late["id"])
+        assert row is not None
+        row.move_to(OrderStatusForTest.EXPIRED)
+    exc_id = stray(client, late["amount"], "FT26C0000077")
+    assert claim(client, late["id"], ref="FT26C0000077", amount=late["amount"]).status_code == 303
+    approved = desk(client, "ketoan", exc_id, "approve")
+    assert approved.status_code == 303 and "ok=claim_approved" in approved.headers["location"]
+    got = order_of(client, auth, late["id"])
+    assert got["status"] == "succeeded" and got["receipt"] is not None
+
+    gone = create(client, auth, "c-can", {**ORDER, "dossier_code": "CAN-1"}).json()
+    assert client.post(f"/api/v1/payment-orders/{gone['id']}/cancel", headers=auth).is_success
+    exc_id = stray(client, gone["amount"], "FT26C0000078")
+    assert claim(client, gone["id"], ref="FT26C0000078", amount=gone["amount"]).status_code == 303
+    refused = desk(client, "ketoan", exc_id, "approve")
+    assert refused.status_code == 409 or "claim_order_closed" in refused.text
+    assert order_of(client, auth, gone["id"])["status"] == "cancelled"

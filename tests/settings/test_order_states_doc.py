@@ -19,6 +19,10 @@ def test_illegal_moves_raise() -> None:
     check_transition("pending", OrderStatus.SUCCEEDED)
     for final in ("succeeded", "expired", "cancelled", "failed"):
         for target in OrderStatus:
+            if (final, target.value) == ("expired", "succeeded"):
+                # issue 19: a late transfer a person matched (by hand or an approved claim)
+                check_transition(final, target)
+                continue
             with pytest.raises(InvalidTransition):
                 check_transition(final, target)
 
