@@ -358,7 +358,12 @@ def test_catalogue_imported_after_midnight_takes_effect_on_new_years_day(
     on 1 January in Vietnam the machine's UTC date is still 31 December."""
     source = Path(__file__).resolve().parents[2] / "payments" / "data" / "demo_catalog.csv"
     header, *rows = source.read_text(encoding="utf-8").splitlines()
-    changed = [r.replace(",10000,", ",13000,", 1) if f",{FLAT['fee_code']}," in r else r for r in rows]
+    changed = [  # the price and, since issue 14, the tariff column that states it
+        r.replace(",10000,", ",13000,", 1).replace("10000/", "13000/", 1)
+        if f",{FLAT['fee_code']}," in r
+        else r
+        for r in rows
+    ]
     assert changed != rows
     path = tmp_path / "nghi-quyet-2027.csv"
     path.write_text("\n".join([header, *changed]) + "\n", encoding="utf-8")
