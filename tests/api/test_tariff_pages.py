@@ -5,9 +5,10 @@ tariff in its text form before saving it as a new effective-dated row."""
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from infra.clock import today
 from sqlalchemy import select
 
 from api.demo import DEMO_STAFF_PASSWORD
@@ -127,7 +128,8 @@ def test_admin_previews_a_tariff_then_saves_it_as_a_new_row(client: TestClient) 
         assert s.get(FeeItem, old_id).effective_to is None  # type: ignore[union-attr]
     bad = client.post(url, data={**form, "tariff": "hai nghìn", "action": "preview"})
     assert bad.status_code == 422
-    later = date(2099, 1, 1).isoformat()
+    later_day = today() + timedelta(days=30)  # a future effective date, from the clock
+    later = later_day.isoformat()
     saved = client.post(
         url, data={**form, "action": "save", "effective_from": later}, follow_redirects=False
     )
@@ -140,5 +142,5 @@ def test_admin_previews_a_tariff_then_saves_it_as_a_new_row(client: TestClient) 
             .where(Procedure.code == "1.001612", FeeItem.code == "CT-BS")
             .order_by(FeeItem.effective_from.desc())
         )
-        assert new is not None and new.id != old_id and new.effective_from == date(2099, 1, 1)
+        assert new is not None and new.id != old_id and new.effective_from == later_day
         assert new.tariff is not None and new.tariff["tiers"] == [[1, 2000], [3, 1500]]

@@ -58,7 +58,7 @@ def test_fresh_desk_is_grey_then_green_and_evidence_verifies(
     expect(page.locator("#today-status")).to_contain_text("Không phát sinh")
     field = page.locator("#close-day")
     expect(field).to_have_attribute("type", "text")
-    expect(field).to_have_value(day.strftime("%d/%m/%Y"))  # not the browser's 12/03/2026
+    expect(field).to_have_value(day.strftime("%d/%m/%Y"))  # not the en-US browser's mm/dd/yyyy
     shot(page, "desk-fresh-grey-1366")
 
     order = create_order(desk_live.url, "calm-1", "H01.22-261203-0001")
