@@ -7,54 +7,7 @@ Messages, checksums, timestamps, amounts and the two reply dialects
 
 from __future__ import annotations
 
-from payments.onestop_pp.messages import (
-    BILL_DIALECTS,
-    CONFIRM_FIELDS,
-    INIT_FIELDS,
-    MESSAGE_TYPES,
-    POLL_FIELDS,
-    REPLY_DIALECTS,
-    FeeLine,
-    InitMessage,
-    PollMessage,
-    ProtocolError,
-    Refusal,
-    checksum,
-    checksum_ok,
-    confirm_message,
-    error_reply,
-    fresh_enough,
-    local_timestamp,
-    parse_init,
-    parse_json,
-    parse_poll,
-    readings,
-    success_reply,
-    whole_dong,
-)
+from payments.onestop_pp import messages
+from payments.onestop_pp.messages import *  # noqa: F403 - the package's face is its messages
 
-__all__ = [
-    "BILL_DIALECTS",
-    "CONFIRM_FIELDS",
-    "INIT_FIELDS",
-    "MESSAGE_TYPES",
-    "POLL_FIELDS",
-    "REPLY_DIALECTS",
-    "FeeLine",
-    "InitMessage",
-    "PollMessage",
-    "ProtocolError",
-    "Refusal",
-    "checksum",
-    "checksum_ok",
-    "confirm_message",
-    "error_reply",
-    "fresh_enough",
-    "local_timestamp",
-    "parse_init",
-    "parse_json",
-    "parse_poll",
-    "readings",
-    "success_reply",
-    "whole_dong",
-]
+__all__ = list(messages.__all__)

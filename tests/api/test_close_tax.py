@@ -3,7 +3,6 @@ its 01/TH-BLĐT accepted; a stray credit → exit 1 naming it; an outage → lat
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,8 @@ import pytest
 from api_flow import create, sepay
 from fastapi.testclient import TestClient
 from infra.clock import subprocess_env, today
-from infra.ports import free_port, wait_for_port
+from infra.ports import free_port
+from infra.tax_sandbox import tax_sandbox_process
 from staff_flow import sign_in
 
 from settings.config import Settings
@@ -29,30 +29,9 @@ def TODAY() -> str:
 
 @pytest.fixture
 def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MOTCUA_PROFILE"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "einvoice.tax_authority.sandbox",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "tax"),
-        ],
-        env=subprocess_env(env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, timeout=30)
-        url = f"http://127.0.0.1:{port}"
+    with tax_sandbox_process(tmp_path / "tax") as url:
         monkeypatch.setenv("MOTCUA_TAX_AUTHORITY_URL", url)
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def run_close() -> subprocess.CompletedProcess[str]:

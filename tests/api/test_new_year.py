@@ -21,7 +21,6 @@ What must hold, asserted and printed:
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -38,7 +37,7 @@ import time_machine
 from api_flow import ORDER, create, sepay
 from fastapi.testclient import TestClient
 from infra.clock import GO_LIVE, ZONE, bank_time, local, subprocess_env
-from infra.ports import free_port, wait_for_port
+from infra.tax_sandbox import tax_sandbox_process
 from lxml import etree
 from sqlalchemy import select
 
@@ -81,21 +80,8 @@ def night() -> Iterator[time_machine.Traveller]:
 @pytest.fixture
 def sandbox(night: time_machine.Traveller, tmp_path: Path) -> Iterator[str]:
     """The tax-authority sandbox as a separate process, its clock moved like ours."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MOTCUA_PROFILE"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "einvoice.tax_authority.sandbox", "--port", str(port),
-         "--data-dir", str(tmp_path / "tax")],
-        env=subprocess_env(env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, timeout=30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+    with tax_sandbox_process(tmp_path / "tax") as url:
+        yield url
 
 
 def flat_order(client: TestClient, auth: dict[str, str], key: str) -> dict[str, Any]:

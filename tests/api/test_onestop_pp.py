@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -35,7 +34,7 @@ from api_flow import count, sepay
 from fastapi.testclient import TestClient
 from infra.callback_receiver import CallbackReceiver
 from infra.clock import Clock, subprocess_env
-from infra.ports import free_port, wait_for_port
+from infra.tax_sandbox import tax_sandbox_process
 from sqlalchemy import select
 from staff_flow import sign_in
 
@@ -900,30 +899,9 @@ def test_cli_adds_a_partner_and_prints_the_key_last(demo: Settings, clock: Clock
 
 @pytest.fixture
 def tax_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MOTCUA_PROFILE"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "einvoice.tax_authority.sandbox",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "tax"),
-        ],
-        env=subprocess_env(env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, timeout=30)
-        url = f"http://127.0.0.1:{port}"
+    with tax_sandbox_process(tmp_path / "tax") as url:
         monkeypatch.setenv("MOTCUA_TAX_AUTHORITY_URL", url)
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def test_pp_orders_are_in_the_daily_close_and_its_01_th_bldt(
