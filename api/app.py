@@ -145,7 +145,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes)
     observability.install(app, engine)  # outermost: 413s get request ids and headers too
 
-
     # The busiest routes first: this FastAPI matches routes one by one at ~1.5 µs each, so an
     # order or a bank notification should not walk past the others (paths do not overlap).
     app.include_router(orders.router)

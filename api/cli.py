@@ -151,9 +151,7 @@ def catalog_import(
         target = agency_by_code(session, agency)
         # Default: the agency's own today, not the machine's (UTC is 7 h behind Vietnam).
         day = (
-            date.fromisoformat(effective_from)
-            if effective_from
-            else local_today(target.time_zone)
+            date.fromisoformat(effective_from) if effective_from else local_today(target.time_zone)
         )
         result = import_catalog(session, target, file.read_bytes(), effective_from=day)
     typer.echo(

@@ -123,8 +123,13 @@ def error_page(request: Request, exc: ProblemError) -> HTMLResponse:
     return render(
         request,
         "error.html",
-        {"status": exc.status, "title_vi": exc.title_vi, "title_en": exc.title_en,
-         "detail": exc.detail, "code": exc.code},
+        {
+            "status": exc.status,
+            "title_vi": exc.title_vi,
+            "title_en": exc.title_en,
+            "detail": exc.detail,
+            "code": exc.code,
+        },
         status_code=exc.status,
         headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
     )

@@ -58,18 +58,40 @@ def _worker(env: dict[str, str], out: Any) -> None:
     from settings.db import get_engine
 
     statements = [0]
+    timing = os.environ.get("BENCH_SQL_TIMES") == "1"  # wall time per kind of statement
+    times: dict[str, list[float]] = {}
+    started: list[float] = [0.0]
 
     @event.listens_for(get_engine(), "before_cursor_execute")
     def _count(*_: Any) -> None:
         statements[0] += 1
+        started[0] = time.perf_counter()
+
+    @event.listens_for(get_engine(), "after_cursor_execute")
+    def _took(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if timing:
+            kind = " ".join(statement.split()[:4])[:60]
+            times.setdefault(kind, []).append(time.perf_counter() - started[0])
 
     batches = issued = 0
     idle = 0
+    profile_to = os.environ.get("BENCH_PROFILE")  # a path: where this worker's cProfile goes
+    profiler = None
+    if profile_to:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     while idle < 3:  # bounded: stops after three empty rounds in a row
         result = issue_ready()
         batches += 1
         issued += result["issued"]
         idle = idle + 1 if not result["events"] and not result["issued"] else 0
+    for kind, spent in sorted(times.items(), key=lambda kv: -sum(kv[1]))[:12]:
+        print(f"    {sum(spent):7.3f} s {len(spent):6d}x  {kind}", flush=True)
+    if profiler is not None and profile_to:
+        profiler.disable()
+        profiler.dump_stats(f"{profile_to}.{os.getpid()}")
     out.put({"batches": batches, "issued": issued, "statements": statements[0]})
 
 
@@ -172,5 +194,9 @@ def _run(table: Table, n: int, workers: int) -> None:
 
 if __name__ == "__main__":
     t = Table()
-    run(t, n=int(os.environ.get("BENCH_N", "10000")))
+    run(
+        t,
+        n=int(os.environ.get("BENCH_N", "10000")),
+        workers=int(os.environ.get("BENCH_WORKERS", "2")),
+    )
     print(t.markdown())

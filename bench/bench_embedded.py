@@ -93,9 +93,11 @@ def run(table: Table, n: int = 1000) -> None:
             with httpx.Client(base_url=base, timeout=30) as http, ThreadPoolExecutor(4) as pool:
                 codes = list(
                     pool.map(
-                        lambda body: http.post(
-                            "/api/v1/bank-feeds/sepay", content=body, headers=headers
-                        ).status_code,
+                        lambda body: (
+                            http.post(
+                                "/api/v1/bank-feeds/sepay", content=body, headers=headers
+                            ).status_code
+                        ),
                         bodies,
                     )
                 )
@@ -133,8 +135,13 @@ def _raw_rsa(env: dict[str, str]) -> float:
         "print(rate(lambda: k.sign(b'x' * 1300, padding.PKCS1v15(), hashes.SHA256())))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True,
-        cwd=ROOT, timeout=120,
+        [sys.executable, "-c", code],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -148,8 +155,13 @@ def _account(env: dict[str, str]) -> str:
         "    print(s.query(Agency).first().bank_account)\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True,
-        cwd=ROOT, timeout=120,
+        [sys.executable, "-c", code],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     return out.stdout.strip().splitlines()[-1]
 

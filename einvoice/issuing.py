@@ -23,7 +23,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from einvoice.audit import SYSTEM_ACTOR, AuditAction
@@ -187,28 +187,32 @@ def _issue_batch(
         receipts[request.source_key] = receipt
     session.add_all(receipts.values())
     session.flush()
-    session.add_all(
-        ReceiptAuditEvent(
-            at=now,
-            agency_id=r.agency_id,
-            action=AuditAction.ISSUED.value,
-            receipt_id=r.id,
-            related_receipt_id=r.replaces_id,
-            notice_id=None,
-            actor=actor,
-            reason=reason or f"payment {r.payment_reference} collected",
-            details={
-                "source_key": r.source_key,
-                "template": r.template,
-                "series": r.series,
-                "number": r.number,
-                "total": r.total,
-                "mapping": r.mapping_version,
-            },
-        )
-        for r in receipts.values()
+    # Plain rows, not objects: nothing reads them back in this transaction, and without the
+    # generated ids to return the driver sends them as one pipelined executemany (issue 16).
+    session.execute(
+        insert(ReceiptAuditEvent),
+        [
+            dict(
+                at=now,
+                agency_id=r.agency_id,
+                action=AuditAction.ISSUED.value,
+                receipt_id=r.id,
+                related_receipt_id=r.replaces_id,
+                notice_id=None,
+                actor=actor,
+                reason=reason or f"payment {r.payment_reference} collected",
+                details={
+                    "source_key": r.source_key,
+                    "template": r.template,
+                    "series": r.series,
+                    "number": r.number,
+                    "total": r.total,
+                    "mapping": r.mapping_version,
+                },
+            )
+            for r in receipts.values()
+        ],
     )
-    session.flush()
     return receipts
 
 

@@ -21,6 +21,7 @@ from payments.bankfeeds import NormalisedCredit, normalise
 from payments.exceptions import ExceptionKind, ExceptionState, close_topups, open_exception
 from payments.memo import find_references
 from payments.models import Agency, BankCredit, BankEvent, PaymentException, PaymentOrder
+from payments.onestop_partners import prefetch_transactions
 from payments.orders import mark_succeeded
 from payments.states import OrderStatus
 from settings.db import utcnow
@@ -41,11 +42,18 @@ class MatchStatus(StrEnum):
 
 
 class ProcessResult:
-    __slots__ = ("credit", "order_to_issue")
+    __slots__ = ("credit", "order_to_issue", "paid_order")
 
-    def __init__(self, credit: BankCredit | None, order_to_issue: str | None) -> None:
+    def __init__(
+        self,
+        credit: BankCredit | None,
+        order_to_issue: str | None,
+        paid_order: PaymentOrder | None = None,
+    ) -> None:
         self.credit = credit
         self.order_to_issue = order_to_issue
+        self.paid_order = paid_order
+        """The order this credit paid, locked and loaded: the issuer need not read it again."""
 
 
 def process_event(session: Session, event_id: int) -> ProcessResult:
@@ -80,9 +88,7 @@ def process_events(session: Session, event_ids: Sequence[int]) -> dict[int, Proc
         return results
     agencies = {
         a.id: a
-        for a in session.scalars(
-            select(Agency).where(Agency.id.in_({e.agency_id for e in events}))
-        )
+        for a in session.scalars(select(Agency).where(Agency.id.in_({e.agency_id for e in events})))
     }
     readable: list[tuple[BankEvent, NormalisedCredit]] = []
     now = utcnow()
@@ -99,6 +105,7 @@ def process_events(session: Session, event_ids: Sequence[int]) -> dict[int, Proc
             results[event.id] = ProcessResult(None, None)
     known = _known_credits(session, readable)
     orders = _orders_named(session, readable)
+    prefetch_transactions(session, [o.id for o in orders.values()])  # CONFIRMs: one query
     earlier = _topups(session, [o.id for o in orders.values()])
     seen: dict[tuple[str, str], BankCredit] = {}
     decided: list[tuple[BankCredit, MatchStatus, PaymentOrder | None, int]] = []
@@ -139,9 +146,8 @@ def process_events(session: Session, event_ids: Sequence[int]) -> dict[int, Proc
             mark_succeeded(order, method="transfer", at=data.booked_at)
             earlier.pop(order.id, None)
         decided.append((credit, status, order, paid_before))
-        results[event.id] = ProcessResult(
-            credit, order.id if matched and order is not None else None
-        )
+        paid = order if matched else None
+        results[event.id] = ProcessResult(credit, paid.id if paid else None, paid)
     session.flush()  # credits get their ids; exceptions refer to them
     for credit, status, order, paid_before in decided:
         if status is MatchStatus.MATCHED:

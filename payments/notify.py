@@ -33,19 +33,22 @@ def notify_order(order: PaymentOrder, event: str) -> None:
     # No flush here: the callback row joins the caller's transaction and is written by its
     # next flush; flushing per order made a batch of N matches N round trips (issue 16).
     session = _session(order)
-    enqueue_event(
-        session,
-        client_id=order.client_id,
-        url=order.callback_url,
-        event=event,
-        data=order_json(order, None, get_settings().public_base_url),
-        occurred_at=utcnow(),
-    )
+    if order.callback_url:  # the order's JSON is built only for a callback that will carry it
+        enqueue_event(
+            session,
+            client_id=order.client_id,
+            url=order.callback_url,
+            event=event,
+            data=order_json(order, None, get_settings().public_base_url),
+            occurred_at=utcnow(),
+        )
     enqueue_confirm(order, event, session)  # an order a PP-DVCQG partner asked for: CONFIRM
 
 
 def notify_receipt(order: PaymentOrder, receipt: Receipt, event: str = "receipt.issued") -> None:
     session = _session(order)
+    if not order.callback_url:
+        return  # nobody to tell (a counter order, or a client without a callback URL)
     data: dict[str, Any] = {
         **receipt_links(receipt, get_settings().public_base_url),
         "object": "receipt",

@@ -17,7 +17,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +54,7 @@ __all__ = [
     "parse_map",
     "partner_by_code",
     "payment_bank_code",
+    "prefetch_transactions",
     "revoke_partner",
     "transaction_of_order",
 ]
@@ -218,9 +219,36 @@ def ip_allowed(allowed_ips: Sequence[str], source_ip: str) -> bool:
     return False
 
 
+_NOT_PP = "onestop_pp.orders_without_transaction"
+"""``session.info`` key: ids of orders known (in this session) to have no PP transaction."""
+
+
+def prefetch_transactions(session: Session, order_ids: Iterable[str]) -> None:
+    """Learns in one query which of ``order_ids`` a PP-DVCQG partner asked for.
+
+    A batch of matched payments asks :func:`transaction_of_order` once per order (to enqueue
+    a CONFIRM); without this that is one query per order, a sixth of the batch issuer's time
+    (issue 16). Transactions are only created by INIT, before the order is ever paid, so an
+    order found without one here cannot gain one later in the same session.
+    """
+    wanted = list(dict.fromkeys(order_ids))
+    if not wanted:
+        return
+    with session.no_autoflush:
+        found = set(
+            session.scalars(
+                select(OnestopTransaction.order_id).where(OnestopTransaction.order_id.in_(wanted))
+            )
+        )
+    absent: set[str] = session.info.setdefault(_NOT_PP, set())
+    absent.update(oid for oid in wanted if oid not in found)
+
+
 def transaction_of_order(session: Session, order_id: str) -> OnestopTransaction | None:
     # Without autoflush: asked once per paid order, and a batch of matches must not flush
     # the whole unit of work for each of them (issue 16); a row not flushed yet is found here.
+    if order_id in session.info.get(_NOT_PP, ()):
+        return None  # known from prefetch_transactions
     for pending in session.new:
         if isinstance(pending, OnestopTransaction) and pending.order_id == order_id:
             return pending

@@ -139,8 +139,12 @@ def issue_ready(
             if room
             else []
         )
-        wanted = list(dict.fromkeys([*matched, *order_ids, *ready]))
-        orders = claim_unreceipted(session, wanted)
+        # The orders matched just now are already locked by this transaction and loaded:
+        # claim only the others instead of reading every order of the batch twice.
+        held = [r.paid_order for r in results.values() if r.paid_order is not None]
+        mine = set(matched)
+        others = [oid for oid in dict.fromkeys([*order_ids, *ready]) if oid not in mine]
+        orders = held + claim_unreceipted(session, others)
         outcome = issue_for_orders(session, orders, settings)
         for order in orders:
             error = outcome.failed.get(order.id)
@@ -213,8 +217,9 @@ def drain_journal(min_age_seconds: int = 10, limit: int = 200) -> dict[str, int]
             process_card_event(event_id)
             done["events"] += 1
         except Exception:
-            log.warning("journal poller: card event %s failed; tried again later", event_id,
-                        exc_info=True)
+            log.warning(
+                "journal poller: card event %s failed; tried again later", event_id, exc_info=True
+            )
     for _round in range(max(1, limit // MAX_BATCH_SQLITE)):
         try:
             batch = issue_ready(min_age_seconds=min_age_seconds)

@@ -17,6 +17,7 @@ from api.staff.models import Role
 
 __all__ = ["PageStaff", "page_staff", "page_staff_csrf", "router"]
 
+
 def _wanted(roles: tuple[Role | str, ...]) -> frozenset[Role]:
     return frozenset(Role(r) for r in roles)
 

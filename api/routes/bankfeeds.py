@@ -19,7 +19,7 @@ from payments.credentials import authenticate_bank_feed
 from payments.errors import Unauthorized
 from payments.models import Agency, BankEvent, BankFeedCredential
 from payments.order_intake import OrderIntake
-from payments.usecases.follow_ups import ProcessBankEvent, run_after_commit
+from payments.usecases.follow_ups import ProcessBankEvent, bank_event_journaled, run_after_commit
 from settings.db import utcnow
 
 router = APIRouter(prefix="/api/v1/bank-feeds", tags=["bank feeds"])
@@ -112,7 +112,7 @@ async def sepay(
         agency_id, "sepay", str(payload.id), raw, utcnow()
     )
     if pending:
-        await run_in_threadpool(run_after_commit, (ProcessBankEvent(event_id),))
+        await bank_event_journaled(event_id)
     return {"success": True}
 
 

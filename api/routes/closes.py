@@ -34,6 +34,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["daily close"])
 
+
 class CloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     date: date
