@@ -106,7 +106,7 @@ class _Waker:
         with self._lock:
             now = time.monotonic()
             if self._trailing is not None:
-                return  # a wake-up is already due within the window: it claims this one too
+                return False  # a wake-up is already due within the window: it claims this one too
             if now - self._last >= WAKE_WINDOW_SECONDS:
                 self._last = now
                 send_now = True
