@@ -45,8 +45,9 @@ def run(table: Table, n: int = 1000) -> None:
         subprocess.run([MOTCUA, "demo"], env=env, check=True, capture_output=True, timeout=180)
         raw = _raw_rsa(env)
         log = (Path(tmp) / "serve.log").open("wb")
+        accept_only = os.environ.get("BENCH_ACCEPT_ONLY") == "1"  # diagnostic: no worker
         proc = subprocess.Popen(
-            [MOTCUA, "serve", "--port", str(port)],
+            [MOTCUA, "serve", "--port", str(port), *(["--no-worker"] if accept_only else [])],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -102,6 +103,9 @@ def run(table: Table, n: int = 1000) -> None:
                     )
                 )
             sent_s = time.perf_counter() - start
+            if accept_only:
+                print(f"  accepted {n} in {sent_s:.2f} s: {n / sent_s:.0f}/s (no worker)")
+                return
             issued = _wait_for_receipts(Path(tmp) / "data" / "motcua.sqlite3", n, deadline_s=600)
             elapsed = time.perf_counter() - start
         finally:

@@ -19,25 +19,38 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from lxml import etree
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from einvoice.audit import SYSTEM_ACTOR, AuditAction
 from einvoice.document import ReceiptDocument, ReceiptRequest
+from einvoice.errors import SeriesExhausted
 from einvoice.mapping_policy import MappingPolicy, ReceiptMappingPolicy
-from einvoice.models import Receipt, ReceiptAuditEvent
-from einvoice.numbering import reserve_numbers, series_for_year
+from einvoice.models import Receipt, ReceiptAuditEvent, ReceiptCounter
+from einvoice.numbering import MAX_NUMBER, reserve_numbers, series_for_year
 from einvoice.receipt_xml import build_receipt_xml, signed_id_for, validate_receipt_xml
 from settings.db import utcnow
 from signing.certs import check_signing_certificate
 from signing.keys import KeySource
 from signing.xmldsig_fast import sign_enveloped_fast
 
-__all__ = ["BatchIssued", "find_receipt", "issue_receipt", "issue_receipts", "new_verify_code"]
+__all__ = [
+    "BatchIssued",
+    "IssuePlan",
+    "SignedAhead",
+    "find_receipt",
+    "issue_receipt",
+    "issue_receipts",
+    "new_verify_code",
+    "plan_receipts",
+    "read_counters",
+    "sign_ahead",
+    "store_signed",
+]
 
 
 def new_verify_code() -> str:
@@ -75,6 +88,83 @@ class _ItemFailed(Exception):
 MAX_ATTEMPTS = 8
 """A batch with bad items is retried without them; after this many rounds the rest waits."""
 
+SeriesKey = tuple[str, str, str, int]
+"""(agency, template, series of the year, year): one gapless counter."""
+
+
+@dataclass(frozen=True)
+class IssuePlan:
+    """What a batch reads from the database before any number is taken: the requests still to
+    issue (grouped by counter), those already issued, the moment of issue and the mapping of
+    each agency's local day. The certificate has been checked."""
+
+    todo: list[ReceiptRequest]
+    done: dict[str, Receipt]
+    now: datetime
+    mappings: dict[tuple[str, date], str]
+    document_version: str
+    actor: str
+    reason: str | None
+
+    def groups(
+        self, requests: Sequence[ReceiptRequest] | None = None
+    ) -> dict[SeriesKey, list[ReceiptRequest]]:
+        """Requests by counter, in a fixed order (one lock order for every issuer)."""
+        found: dict[SeriesKey, list[ReceiptRequest]] = {}
+        for request in self.todo if requests is None else requests:
+            local_day = self.now.astimezone(ZoneInfo(request.collector.time_zone)).date()
+            series = series_for_year(request.series, local_day.year)
+            found.setdefault(
+                (request.agency_id, request.template, series, local_day.year), []
+            ).append(request)
+        return dict(sorted(found.items()))
+
+
+def plan_receipts(
+    session: Session,
+    requests: Sequence[ReceiptRequest],
+    key: KeySource,
+    *,
+    allow_development_certificate: bool,
+    now: datetime | None = None,
+    actor: str = SYSTEM_ACTOR,
+    reason: str | None = None,
+    policy: MappingPolicy | None = None,
+) -> IssuePlan:
+    """Reads only: which requests are still to issue, and with which mapping; refuses a
+    certificate the collector may not sign with (:class:`~signing.errors.CertificateRejected`)
+    before anything else happens."""
+    keys = list(dict.fromkeys(r.source_key for r in requests))
+    unique = {r.source_key: r for r in requests}
+    done: dict[str, Receipt] = {}
+    for offset in range(0, len(keys), 500):
+        chunk = keys[offset : offset + 500]
+        done.update(
+            {
+                r.source_key: r
+                for r in session.scalars(select(Receipt).where(Receipt.source_key.in_(chunk)))
+            }
+        )
+    todo = [unique[k] for k in keys if k not in done]
+    now = now or utcnow()
+    policy = policy or ReceiptMappingPolicy.configured()
+    mappings: dict[tuple[str, date], str] = {}
+    if todo:
+        for tax_code in {r.collector.tax_code for r in todo}:
+            check_signing_certificate(
+                key.certificate,
+                expected_tax_code=tax_code,
+                now=now,
+                allow_development=allow_development_certificate,
+            )
+        for request in todo:
+            local_day = now.astimezone(ZoneInfo(request.collector.time_zone)).date()
+            if (request.agency_id, local_day) not in mappings:
+                mappings[(request.agency_id, local_day)] = policy.mapping_for(
+                    session, request.agency_id, local_day
+                )
+    return IssuePlan(todo, done, now, mappings, policy.document_version, actor, reason)
+
 
 def issue_receipts(
     session: Session,
@@ -100,41 +190,33 @@ def issue_receipts(
     signatures: a number must not become visible before its signed receipt exists (no gaps
     after a crash), and signing a receipt costs well under a millisecond, so a batch of a few
     hundred holds the lock for a fraction of a second. An agency that needs more spreads
-    issuance over several series (docs/operations.md).
+    issuance over several series (docs/operations.md). Where the lock is the whole database
+    (SQLite), :func:`sign_ahead` and :func:`store_signed` sign outside it instead.
     """
-    keys = list(dict.fromkeys(r.source_key for r in requests))
-    unique = {r.source_key: r for r in requests}
-    done: dict[str, Receipt] = {}
-    for offset in range(0, len(keys), 500):
-        chunk = keys[offset : offset + 500]
-        done.update(
-            {
-                r.source_key: r
-                for r in session.scalars(select(Receipt).where(Receipt.source_key.in_(chunk)))
-            }
-        )
-    todo = [unique[k] for k in keys if k not in done]
+    plan = plan_receipts(
+        session,
+        requests,
+        key,
+        allow_development_certificate=allow_development_certificate,
+        now=now,
+        actor=actor,
+        reason=reason,
+        policy=policy,
+    )
+    done = dict(plan.done)
     failed: dict[str, Exception] = {}
-    if not todo:
-        return BatchIssued(done, failed)
-    now = now or utcnow()
-    tax_codes = {r.collector.tax_code for r in todo}
-    for tax_code in tax_codes:
-        check_signing_certificate(
-            key.certificate,
-            expected_tax_code=tax_code,
-            now=now,
-            allow_development=allow_development_certificate,
-        )
-    policy = policy or ReceiptMappingPolicy.configured()
+    todo = list(plan.todo)
     for _attempt in range(MAX_ATTEMPTS):
         if not todo:
             break
         try:
             with session.begin_nested():
-                issued = _issue_batch(
-                    session, todo, key, verify_url_base, now, actor, reason, policy
-                )
+                firsts = {
+                    group: reserve_numbers(session, *group, len(members))
+                    for group, members in plan.groups(todo).items()
+                }
+                issued = _sign_numbered(plan, todo, firsts, key, verify_url_base)
+                _store(session, plan, issued)
         except _ItemFailed as bad:
             failed[bad.source_key] = bad.error
             todo = [r for r in todo if r.source_key != bad.source_key]
@@ -146,61 +228,166 @@ def issue_receipts(
     return BatchIssued(done, failed)
 
 
-def _issue_batch(
-    session: Session,
+@dataclass(frozen=True)
+class SignedAhead:
+    """Receipts built and signed with the numbers that follow the counters as they were read;
+    stored only if no other issuer took a number of those series meanwhile."""
+
+    plan: IssuePlan
+    receipts: dict[str, Receipt]
+    failed: dict[str, Exception]
+    expected: dict[SeriesKey, tuple[int, int]]
+    """Per counter: the last number read, and how many numbers these receipts use."""
+
+
+def read_counters(session: Session, plan: IssuePlan) -> dict[SeriesKey, int]:
+    """The last number of each counter the plan needs (0 for a counter not created yet)."""
+    found: dict[SeriesKey, int] = {}
+    for group in plan.groups():
+        agency_id, template, series, year = group
+        last = session.scalar(
+            select(ReceiptCounter.last_number).where(
+                ReceiptCounter.agency_id == agency_id,
+                ReceiptCounter.template == template,
+                ReceiptCounter.series == series,
+                ReceiptCounter.year == year,
+            )
+        )
+        found[group] = int(last or 0)
+    return found
+
+
+def sign_ahead(
+    plan: IssuePlan, counters: dict[SeriesKey, int], key: KeySource, *, verify_url_base: str
+) -> SignedAhead:
+    """Builds and signs the plan's receipts outside any transaction (no lock held), numbered
+    after ``counters``. A request that cannot be built, signed or validated is set aside and
+    the others are renumbered without it, so it takes no number."""
+    todo = list(plan.todo)
+    failed: dict[str, Exception] = {}
+    for _attempt in range(MAX_ATTEMPTS):
+        groups = plan.groups(todo)
+        firsts = {group: counters.get(group, 0) + 1 for group in groups}
+        try:
+            receipts = _sign_numbered(plan, todo, firsts, key, verify_url_base)
+        except _ItemFailed as bad:
+            failed[bad.source_key] = bad.error
+            todo = [r for r in todo if r.source_key != bad.source_key]
+            continue
+        expected = {
+            group: (counters.get(group, 0), len(members)) for group, members in groups.items()
+        }
+        return SignedAhead(plan, receipts, failed, expected)
+    for request in todo:  # pragma: no cover - only after MAX_ATTEMPTS bad items in a row
+        failed.setdefault(request.source_key, RuntimeError("set aside: too many failed items"))
+    return SignedAhead(plan, {}, failed, {})
+
+
+def store_signed(session: Session, signed: SignedAhead) -> BatchIssued | None:
+    """Takes the numbers ``signed`` used and stores its receipts, in the caller's (write)
+    transaction, only if each counter still stands where it was read and no receipt of these
+    source keys appeared meanwhile (compare-and-set); otherwise ``None`` and nothing is
+    written: the caller rolls back and signs again, or issues under the lock.
+
+    Gapless as the locked path: the numbers become visible in the same commit as their signed
+    receipts, and a crash before it leaves the counters untouched.
+    """
+    keys = list(signed.receipts)
+    for offset in range(0, len(keys), 500):
+        chunk = keys[offset : offset + 500]
+        if session.scalar(select(Receipt.id).where(Receipt.source_key.in_(chunk)).limit(1)):
+            return None
+    for (agency_id, template, series, year), (last, used) in signed.expected.items():
+        if not _advance_counter(session, agency_id, template, series, year, last, last + used):
+            return None
+    _store(session, signed.plan, signed.receipts)
+    return BatchIssued({**signed.plan.done, **signed.receipts}, dict(signed.failed))
+
+
+def _advance_counter(
+    session: Session, agency_id: str, template: str, series: str, year: int, last: int, to: int
+) -> bool:
+    if to > MAX_NUMBER:
+        raise SeriesExhausted(f"series {template}/{series} cannot go past {MAX_NUMBER} in {year}")
+    where = (
+        ReceiptCounter.agency_id == agency_id,
+        ReceiptCounter.template == template,
+        ReceiptCounter.series == series,
+        ReceiptCounter.year == year,
+    )
+    moved = session.execute(
+        update(ReceiptCounter)
+        .where(*where, ReceiptCounter.last_number == last)
+        .values(last_number=to)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount == 1:  # type: ignore[attr-defined]
+        return True
+    if last != 0 or session.scalar(select(ReceiptCounter.last_number).where(*where)) is not None:
+        return False
+    session.add(
+        ReceiptCounter(
+            agency_id=agency_id, template=template, series=series, year=year, last_number=to
+        )
+    )
+    session.flush()
+    return True
+
+
+def _sign_numbered(
+    plan: IssuePlan,
     requests: list[ReceiptRequest],
+    firsts: dict[SeriesKey, int],
     key: KeySource,
     verify_url_base: str,
-    now: datetime,
-    actor: str,
-    reason: str | None,
-    policy: MappingPolicy,
 ) -> dict[str, Receipt]:
-    groups: dict[tuple[str, str, str, int], list[ReceiptRequest]] = {}
-    for request in requests:
-        local_day = now.astimezone(ZoneInfo(request.collector.time_zone)).date()
-        series = series_for_year(request.series, local_day.year)
-        groups.setdefault((request.agency_id, request.template, series, local_day.year), []).append(
-            request
-        )
-    prepared: list[_Prepared] = []
-    for (agency_id, template, series, year), members in sorted(groups.items()):
-        first = reserve_numbers(session, agency_id, template, series, year, len(members))
-        prepared.extend(_Prepared(request, first + i, series) for i, request in enumerate(members))
+    """Builds and signs each request with its number (consecutive from its counter's first);
+    raises :class:`_ItemFailed` naming the first request that cannot be issued."""
     signer_subject = key.certificate.subject.rfc4514_string()
     receipts: dict[str, Receipt] = {}
-    mappings: dict[tuple[str, object], str] = {}
-    for item in prepared:
-        request = item.request
-        zone = ZoneInfo(request.collector.time_zone)
-        local_day = now.astimezone(zone).date()
-        mapping_key = (request.agency_id, local_day)
-        if mapping_key not in mappings:
-            mappings[mapping_key] = policy.mapping_for(session, request.agency_id, local_day)
-        mapping = mappings[mapping_key]
-        try:
-            receipt = _signed_receipt(
-                request, item, key, zone, now, verify_url_base, mapping, policy, signer_subject
-            )
-        except Exception as exc:  # this request is set aside; the batch is redone without it
-            raise _ItemFailed(request.source_key, exc) from exc
-        receipts[request.source_key] = receipt
+    for group, members in plan.groups(requests).items():
+        series = group[2]
+        for offset, request in enumerate(members):
+            zone = ZoneInfo(request.collector.time_zone)
+            mapping = plan.mappings[(request.agency_id, plan.now.astimezone(zone).date())]
+            item = _Prepared(request, firsts[group] + offset, series)
+            try:
+                receipt = _signed_receipt(
+                    request,
+                    item,
+                    key,
+                    zone,
+                    plan.now,
+                    verify_url_base,
+                    mapping,
+                    plan.document_version,
+                    signer_subject,
+                )
+            except Exception as exc:  # this request is set aside; the batch is redone without it
+                raise _ItemFailed(request.source_key, exc) from exc
+            receipts[request.source_key] = receipt
+    return receipts
+
+
+def _store(session: Session, plan: IssuePlan, receipts: dict[str, Receipt]) -> None:
     session.add_all(receipts.values())
     session.flush()
+    if not receipts:
+        return
     # Plain rows, not objects: nothing reads them back in this transaction, and without the
     # generated ids to return the driver sends them as one pipelined executemany (issue 16).
     session.execute(
         insert(ReceiptAuditEvent),
         [
             dict(
-                at=now,
+                at=plan.now,
                 agency_id=r.agency_id,
                 action=AuditAction.ISSUED.value,
                 receipt_id=r.id,
                 related_receipt_id=r.replaces_id,
                 notice_id=None,
-                actor=actor,
-                reason=reason or f"payment {r.payment_reference} collected",
+                actor=plan.actor,
+                reason=plan.reason or f"payment {r.payment_reference} collected",
                 details={
                     "source_key": r.source_key,
                     "template": r.template,
@@ -213,7 +400,6 @@ def _issue_batch(
             for r in receipts.values()
         ],
     )
-    return receipts
 
 
 def _signed_receipt(
@@ -224,7 +410,7 @@ def _signed_receipt(
     now: datetime,
     verify_url_base: str,
     mapping: str,
-    policy: MappingPolicy,
+    document_version: str,
     signer_subject: str,
 ) -> Receipt:
     receipt_id = uuid.uuid4().hex
@@ -249,7 +435,7 @@ def _signed_receipt(
         replaces_reference=request.replaces_reference,
         notes=request.notes,
         mapping_version=mapping,
-        document_version=policy.document_version,
+        document_version=document_version,
     )
     root = build_receipt_xml(doc)
     signed = sign_enveloped_fast(

@@ -13,14 +13,22 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from payments.errors import InvalidInput
 from payments.models import Agency, BankEvent
 
-__all__ = ["NormalisedCredit", "SepayPayload", "journal_sepay", "normalise", "seen_again"]
+__all__ = [
+    "NormalisedCredit",
+    "SepayPayload",
+    "journal_once",
+    "journal_sepay",
+    "normalise",
+    "seen_again",
+]
 
 
 class SepayPayload(BaseModel):
@@ -69,6 +77,39 @@ def journal_sepay(session: Session, agency: Agency, raw: bytes) -> tuple[BankEve
         seen_again(session, found)
         return found, False
     return event, True
+
+
+def journal_once(
+    connection: Connection, agency_id: str, source: str, dedup: str, raw: bytes, now: datetime
+) -> tuple[int, bool, bool]:
+    """Journals one notification in one statement: (event id, still to process, new).
+
+    What :func:`journal_sepay` does, without a session or a look-up first: the unique
+    constraint decides between the first delivery (inserted) and a repeat (counted on the
+    same row), so the webhook's write transaction is one statement long. On the embedded
+    SQLite database every write waits for the one writer; a shorter transaction is what lets
+    a catch-up's notifications in beside the issuer (issue 16). The caller commits.
+    """
+    dialect = connection.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(BankEvent)
+        .values(
+            agency_id=agency_id,
+            source=source,
+            dedup_key=dedup,
+            raw=raw,
+            received_at=now,
+            duplicates=0,
+        )
+        .on_conflict_do_update(
+            index_elements=[BankEvent.agency_id, BankEvent.source, BankEvent.dedup_key],
+            set_={"duplicates": BankEvent.duplicates + 1},
+        )
+        .returning(BankEvent.id, BankEvent.processed_at, BankEvent.duplicates)
+    )
+    event_id, processed_at, duplicates = connection.execute(stmt).one()
+    return int(event_id), processed_at is None, int(duplicates) == 0
 
 
 def seen_again(session: Session, event: BankEvent) -> None:

@@ -26,10 +26,19 @@ from payments.callbacks import deliver_due
 from payments.card_payments import apply_card_event, gateway_from_settings, may_have_card_payment
 from payments.credits import process_events
 from payments.expiry import expire_due
-from payments.issuing import claim_unreceipted, issue_for_orders
+from payments.issuing import (
+    OrdersIssued,
+    OrdersPlanned,
+    claim_unreceipted,
+    issue_for_orders,
+    plan_for_orders,
+    receipt_error_text,
+    sign_for_orders,
+    store_for_orders,
+)
 from payments.models import Agency, BankEvent, PaymentOrder
 from payments.states import OrderStatus
-from settings.config import Profile, get_settings
+from settings.config import Profile, Settings, get_settings
 from settings.db import session_factory, session_scope, utcnow
 from settings.worker import celery_app, dispatch
 from signing.keys import load_key_source
@@ -90,73 +99,107 @@ def issue_ready(
     min_age_seconds: float = 0,
     order_ids: Sequence[str] = (),
 ) -> dict[str, int]:
-    """One batch, one transaction: journaled bank events matched (oldest first), then the paid
-    orders without a receipt (those just matched, ``order_ids``, and any other ready one)
-    issued with numbers reserved per series in one statement.
+    """One batch: journaled bank events matched (oldest first), then the paid orders without
+    a receipt (those just matched, ``order_ids``, and any other ready one) issued with numbers
+    reserved per series in one statement.
 
     Work is claimed with ``FOR UPDATE SKIP LOCKED`` so several workers share it without
     waiting on each other. An event that cannot be read is left for a person (logged); one
     order that cannot be issued says why on itself and takes no number.
+
+    On PostgreSQL all of it is one transaction; the counter's row lock is held across the
+    signatures (see :func:`einvoice.issuing.issue_receipts` for why). On SQLite a transaction
+    locks the whole database, webhooks included, so the batch signs outside it: a short
+    transaction matches and reads, the receipts are signed with no lock held, and a second
+    short one stores them if no other issuer took a number meanwhile (else it issues under
+    the lock, as on PostgreSQL).
     """
     settings = get_settings()
+    planned: OrdersPlanned | None = None
     with session_scope() as session:
-        limit = max_items or (
-            MAX_BATCH_SQLITE if session.get_bind().dialect.name == "sqlite" else MAX_BATCH
-        )
-        # Without a minimum age nothing is filtered by time: a bank's booking time may run
-        # ahead of ours, and the message that woke us is for work that is ready now.
-        cutoff = utcnow() - timedelta(seconds=min_age_seconds) if min_age_seconds else None
-        events = list(
-            session.scalars(
-                select(BankEvent.id)
-                .where(
-                    BankEvent.processed_at.is_(None),
-                    BankEvent.source != "card",
-                    BankEvent.received_at <= cutoff if cutoff is not None else true(),
-                )
-                .order_by(BankEvent.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        results = process_events(session, events) if events else {}
-        processed = len(results)
-        matched = [r.order_to_issue for r in results.values() if r.order_to_issue]
-        room = max(limit - len(matched) - len(order_ids), 0)
-        ready = (
-            list(
-                session.scalars(
-                    select(PaymentOrder.id)
-                    .where(
-                        PaymentOrder.status == OrderStatus.SUCCEEDED.value,
-                        PaymentOrder.receipt_id.is_(None),
-                        PaymentOrder.paid_at <= cutoff if cutoff is not None else true(),
-                    )
-                    .order_by(PaymentOrder.paid_at)
-                    .limit(room)
-                )
-            )
-            if room
-            else []
-        )
-        # The orders matched just now are already locked by this transaction and loaded:
-        # claim only the others instead of reading every order of the batch twice.
-        held = [r.paid_order for r in results.values() if r.paid_order is not None]
-        mine = set(matched)
-        others = [oid for oid in dict.fromkeys([*order_ids, *ready]) if oid not in mine]
-        orders = held + claim_unreceipted(session, others)
-        outcome = issue_for_orders(session, orders, settings)
-        for order in orders:
-            error = outcome.failed.get(order.id)
-            if error is not None:
-                order.receipt_error = f"{error.code}: {error.detail}"[:500]
-    leftover = set(ready) - set(matched) - set(order_ids)
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        limit = max_items or (MAX_BATCH_SQLITE if sqlite else MAX_BATCH)
+        processed, orders, leftover = _claim(session, limit, min_age_seconds, order_ids)
+        if sqlite and orders:
+            planned = plan_for_orders(session, orders, settings)
+        else:
+            outcome = _issue_locked(session, orders, settings)
+    if planned is not None:
+        signed = sign_for_orders(planned)
+        with session_scope() as session:
+            stored = store_for_orders(session, signed, settings)
+        if stored is None:  # another issuer took numbers or orders meanwhile: under the lock
+            log.info("signed ahead, but the counters or orders moved: issuing under the lock")
+            with session_scope() as session:
+                orders = claim_unreceipted(session, planned.order_ids + list(planned.failed))
+                stored = _issue_locked(session, orders, settings)
+        outcome = stored
     return {
         "events": processed,
         "issued": len(outcome.issued),
         "failed": len(outcome.failed),
         "leftover": len(leftover & outcome.issued.keys()),
     }
+
+
+def _claim(
+    session: Session, limit: int, min_age_seconds: float, order_ids: Sequence[str]
+) -> tuple[int, list[PaymentOrder], set[str]]:
+    """Matches up to ``limit`` journaled events and claims the paid orders to issue: (events
+    processed, orders locked, ids of those found ready without a message of their own)."""
+    # Without a minimum age nothing is filtered by time: a bank's booking time may run
+    # ahead of ours, and the message that woke us is for work that is ready now.
+    cutoff = utcnow() - timedelta(seconds=min_age_seconds) if min_age_seconds else None
+    events = list(
+        session.scalars(
+            select(BankEvent.id)
+            .where(
+                BankEvent.processed_at.is_(None),
+                BankEvent.source != "card",
+                BankEvent.received_at <= cutoff if cutoff is not None else true(),
+            )
+            .order_by(BankEvent.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    results = process_events(session, events) if events else {}
+    matched = [r.order_to_issue for r in results.values() if r.order_to_issue]
+    room = max(limit - len(matched) - len(order_ids), 0)
+    ready = (
+        list(
+            session.scalars(
+                select(PaymentOrder.id)
+                .where(
+                    PaymentOrder.status == OrderStatus.SUCCEEDED.value,
+                    PaymentOrder.receipt_id.is_(None),
+                    PaymentOrder.paid_at <= cutoff if cutoff is not None else true(),
+                )
+                .order_by(PaymentOrder.paid_at)
+                .limit(room)
+            )
+        )
+        if room
+        else []
+    )
+    # The orders matched just now are already locked by this transaction and loaded:
+    # claim only the others instead of reading every order of the batch twice.
+    held = [r.paid_order for r in results.values() if r.paid_order is not None]
+    mine = set(matched)
+    others = [oid for oid in dict.fromkeys([*order_ids, *ready]) if oid not in mine]
+    orders = held + claim_unreceipted(session, others)
+    return len(results), orders, set(ready) - mine - set(order_ids)
+
+
+def _issue_locked(
+    session: Session, orders: Sequence[PaymentOrder], settings: Settings
+) -> OrdersIssued:
+    outcome = issue_for_orders(session, orders, settings)
+    for order in orders:
+        error = outcome.failed.get(order.id)
+        if error is not None:
+            order.receipt_error = receipt_error_text(error)
+    return outcome
 
 
 def _pending(min_age_seconds: int, limit: int) -> tuple[list[tuple[int, str]], list[str]]:

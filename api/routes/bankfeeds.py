@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, unit_of_work
-from payments.bankfeeds import journal_sepay, parse_sepay
+from payments.bankfeeds import journal_once, parse_sepay
 from payments.casso import journal_casso, verify_signature
 from payments.credentials import authenticate_bank_feed
 from payments.errors import Unauthorized
@@ -26,8 +26,19 @@ router = APIRouter(prefix="/api/v1/bank-feeds", tags=["bank feeds"])
 
 
 def receive_sepay(engine: Engine, agency_id: str, raw: bytes) -> tuple[int, bool]:
-    """Journals one SePay notification (committed before we answer) and queues processing."""
-    return _receive(engine, agency_id, raw, journal_sepay)
+    """Journals one SePay notification (committed before we answer) and queues processing.
+
+    One statement in its own short transaction (:func:`payments.bankfeeds.journal_once`);
+    the body is validated first, so a malformed one is refused and nothing is written.
+    """
+    payload = parse_sepay(raw)
+    with engine.begin() as connection:
+        event_id, pending, created = journal_once(
+            connection, agency_id, "sepay", str(payload.id), raw, utcnow()
+        )
+    if pending:
+        run_after_commit((ProcessBankEvent(event_id),))
+    return event_id, created
 
 
 def _receive(

@@ -13,7 +13,14 @@ from test_lifecycle import LINE, Ctx, xmlsec1_ok
 
 from einvoice.audit import AuditAction
 from einvoice.document import Payer, ReceiptRequest
-from einvoice.issuing import issue_receipts
+from einvoice.issuing import (
+    SignedAhead,
+    issue_receipts,
+    plan_receipts,
+    read_counters,
+    sign_ahead,
+    store_signed,
+)
 from einvoice.models import Receipt, ReceiptAuditEvent, ReceiptCounter
 from einvoice.numbering import reserve_numbers
 from settings.config import Settings
@@ -44,7 +51,9 @@ def request(ctx: Ctx, source: str, **changes: object) -> ReceiptRequest:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def batch(ctx: Ctx, requests: list[ReceiptRequest]) -> tuple[dict[str, Receipt], dict[str, Exception]]:
+def batch(
+    ctx: Ctx, requests: list[ReceiptRequest]
+) -> tuple[dict[str, Receipt], dict[str, Exception]]:
     with session_scope() as session:
         outcome = issue_receipts(
             session,
@@ -125,3 +134,88 @@ def test_reserve_numbers_is_consecutive(ctx: Ctx) -> None:
         assert reserve_numbers(session, ctx.agency_id, "EBL01", "26TAB", 2026, 3) == 1
         assert reserve_numbers(session, ctx.agency_id, "EBL01", "26TAB", 2026, 4) == 4
         assert reserve_numbers(session, ctx.agency_id, "EBL01", "26TAB", 2026, 1) == 8
+
+
+# --- Signing outside the lock (SQLite's path: its write lock is the whole database) ---------
+
+
+def sign_outside(ctx: Ctx, requests: list[ReceiptRequest]) -> SignedAhead:
+    """Steps 1 and 2: read in a short transaction, then sign with no transaction open."""
+    with session_scope() as session:
+        plan = plan_receipts(session, requests, ctx.key, allow_development_certificate=True)
+        counters = read_counters(session, plan)
+    return sign_ahead(plan, counters, ctx.key, verify_url_base="http://testserver")
+
+
+def test_signed_ahead_receipts_are_stored_with_the_numbers_they_carry(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    batch(ctx, [request(ctx, "order:000001")])  # the counter exists and stands at 1
+    signed = sign_outside(ctx, [request(ctx, f"order:{i:06d}") for i in range(2, 7)])
+    assert [r.number for r in signed.receipts.values()] == [2, 3, 4, 5, 6]
+    with session_scope() as session:
+        outcome = store_signed(session, signed)
+    assert outcome is not None and not outcome.failed
+    assert numbers() == [1, 2, 3, 4, 5, 6]
+    with session_scope() as session:
+        assert session.scalars(select(ReceiptCounter.last_number)).one() == 6
+        audited = session.scalar(select(func.count()).select_from(ReceiptAuditEvent))
+        assert audited == 6
+        xml = session.scalars(select(Receipt.xml).where(Receipt.number == 6)).one()
+    xmlsec1_ok(xml, tmp_path, "DLBLai")
+
+
+def test_a_new_series_is_created_by_the_first_signed_ahead_batch(ctx: Ctx) -> None:
+    signed = sign_outside(ctx, [request(ctx, f"order:{i:06d}") for i in range(3)])
+    with session_scope() as session:
+        assert store_signed(session, signed) is not None
+    assert numbers() == [1, 2, 3]
+
+
+def test_numbers_taken_meanwhile_make_the_signed_batch_give_way(ctx: Ctx) -> None:
+    signed = sign_outside(ctx, [request(ctx, f"order:{i:06d}") for i in range(3)])
+    batch(ctx, [request(ctx, "order:counter")])  # cash at the counter took number 1 meanwhile
+    with session_scope() as session:
+        assert store_signed(session, signed) is None  # nothing written: the caller re-issues
+    assert numbers() == [1]
+    with session_scope() as session:
+        assert session.scalars(select(ReceiptCounter.last_number)).one() == 1
+        assert session.scalar(select(func.count()).select_from(ReceiptAuditEvent)) == 1
+
+
+def test_a_source_issued_meanwhile_makes_the_signed_batch_give_way(ctx: Ctx) -> None:
+    batch(ctx, [request(ctx, "order:000000")])
+    signed = sign_outside(ctx, [request(ctx, "order:000001"), request(ctx, "order:000002")])
+    # Another issuer stores order 2 meanwhile; the counter is then put back where this batch
+    # read it, so that only the source-key check stands between the batch and a second
+    # receipt for order 2 (it must hold on its own).
+    with session_scope() as session:
+        other = store_signed(session, sign_outside(ctx, [request(ctx, "order:000002")]))
+        assert other is not None
+    with session_scope() as session:
+        session.execute(ReceiptCounter.__table__.update().values(last_number=1))  # as read
+    with session_scope() as session:
+        assert store_signed(session, signed) is None
+    with session_scope() as session:
+        keys = list(session.scalars(select(Receipt.source_key).order_by(Receipt.source_key)))
+    assert keys == ["order:000000", "order:000002"]  # exactly once per source key
+
+
+def test_a_bad_item_signed_ahead_takes_no_number(ctx: Ctx) -> None:
+    bad = request(ctx, "order:bad001", payer=Payer(name="", address=None, id_number=None))
+    signed = sign_outside(ctx, [request(ctx, "order:000001"), bad, request(ctx, "order:000002")])
+    assert set(signed.failed) == {"order:bad001"}
+    with session_scope() as session:
+        outcome = store_signed(session, signed)
+    assert outcome is not None and set(outcome.failed) == {"order:bad001"}
+    assert numbers() == [1, 2]
+
+
+def test_a_crash_between_signing_and_storing_takes_no_number(ctx: Ctx) -> None:
+    signed = sign_outside(ctx, [request(ctx, f"order:{i:06d}") for i in range(4)])
+    with pytest.raises(RuntimeError), session_scope() as session:
+        store_signed(session, signed)
+        raise RuntimeError("crash before the commit")
+    assert numbers() == []
+    batch(ctx, [request(ctx, "order:000009")])
+    assert numbers() == [1]
