@@ -12,6 +12,8 @@ numbering relies on.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -81,10 +83,44 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_immediate(conn.connection.dbapi_connection)
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+
+
+BUSY_TIMEOUT_S = 30.0
+_BUSY_STEPS_S = (0.0002, 0.0005, 0.001, 0.002)
+
+
+def _begin_immediate(dbapi_conn: Any) -> None:
+    """``BEGIN IMMEDIATE``, waiting for the one writer in steps of at most 2 ms.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10, … up to 100 ms between tries, so a webhook
+    that finds the issuer's batch writing often sleeps on long after the lock is free; with a
+    few of them waiting, the database stood idle for much of a catch-up (issue 16). Only the
+    BEGIN waits here (every write transaction starts with it and then holds the lock);
+    other statements keep the ordinary busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=0")
+        tries = 0
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(_BUSY_STEPS_S[min(tries, len(_BUSY_STEPS_S) - 1)])
+                tries += 1
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cursor.close()
 
 
 @lru_cache(maxsize=8)
