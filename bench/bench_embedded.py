@@ -15,11 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
+from bench import loadgen
 from bench.common import Table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,24 +90,28 @@ def run(table: Table, n: int = 1000) -> None:
             ]
             headers = {"Authorization": f"Apikey {DEMO_SEPAY_KEY}"}
             print(f"  sending {n} notifications ...", flush=True)
+            cpu0 = _cpu(proc.pid)
             start = time.perf_counter()
-            with httpx.Client(base_url=base, timeout=30) as http, ThreadPoolExecutor(4) as pool:
-                codes = list(
-                    pool.map(
-                        lambda body: (
-                            http.post(
-                                "/api/v1/bank-feeds/sepay", content=body, headers=headers
-                            ).status_code
-                        ),
-                        bodies,
-                    )
-                )
+            codes = loadgen.closed_loop(
+                f"{base}/api/v1/bank-feeds/sepay",
+                bodies,
+                headers={**headers, "Content-Type": "application/json"},
+                connections=SENDERS,
+            )
             sent_s = time.perf_counter() - start
             if accept_only:
                 print(f"  accepted {n} in {sent_s:.2f} s: {n / sent_s:.0f}/s (no worker)")
                 return
             issued = _wait_for_receipts(Path(tmp) / "data" / "motcua.sqlite3", n, deadline_s=600)
             elapsed = time.perf_counter() - start
+            cpu1 = _cpu(proc.pid)
+            print(
+                "  CPU while sending and issuing (share of one core; the machine has 2): "
+                + ", ".join(
+                    f"{name} {(cpu1[name] - cpu0.get(name, 0.0)) / elapsed:.0%}" for name in cpu1
+                ),
+                flush=True,
+            )
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
@@ -122,6 +126,29 @@ def run(table: Table, n: int = 1000) -> None:
         f"{per_s / raw:.3f}",
         "≥ 0.10",
     )
+
+
+SENDERS = 4
+"""Connections the sender keeps busy (each sends its next notification when answered)."""
+
+
+def _cpu(serve_pid: int) -> dict[str, float]:
+    """CPU seconds so far of ``motcua serve`` and of each process it started (the worker)."""
+    found = {"serve": loadgen.cpu_seconds(serve_pid)}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == serve_pid:
+            name = (
+                "worker" if "worker" in cmdline else "sandbox" if "sandbox" in cmdline else "child"
+            )
+            found[name] = found.get(name, 0.0) + loadgen.cpu_seconds(int(entry.name))
+    return found
 
 
 def _raw_rsa(env: dict[str, str]) -> float:
