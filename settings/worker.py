@@ -15,7 +15,9 @@ never on this one: this app alone knows no task and no schedule.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -41,8 +43,26 @@ def configure(app: Celery, settings: Settings) -> None:
     )
     if settings.effective_broker_url.startswith("sqla+"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _broker_file_in_wal_mode(url)
     if url.startswith("redis"):
         _keep_consumer_alive_when_redis_drops()
+
+
+def _broker_file_in_wal_mode(url: str) -> None:
+    """The embedded broker's SQLite file in WAL mode (a property of the file, set once).
+
+    kombu opens it with SQLite's defaults: a rollback journal, so every publish (a webhook's
+    wake-up) and every poll that takes a message cost several synced writes; in WAL mode one
+    (issue 16). Best effort: a file another process holds busy is left as it is.
+    """
+    prefix = "sqla+sqlite:///"
+    if not url.startswith(prefix) or url == prefix + ":memory:":
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(url[len(prefix) :], timeout=5)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error:
+        log.warning("broker file left in its journal mode", exc_info=True)
 
 
 def _keep_consumer_alive_when_redis_drops() -> None:
