@@ -7,6 +7,11 @@
    duplicate) and the counter row says max.
 4. Every callback event to the (always acknowledging) receiver is delivered, and acknowledged
    exactly once by the receiver (``Motcua-Event-Id`` of the 2xx answers).
+
+Each scenario's line starts with the three totals the issue counts: ``lost`` (an acknowledged
+webhook without credit, a journaled event never processed, a payment without receipt, a
+callback never acknowledged), ``duplicate`` (an order paid twice, a payment with two receipts,
+a receipt number used twice, a callback acknowledged twice) and ``gap`` (missing numbers).
 """
 
 from __future__ import annotations
@@ -34,10 +39,17 @@ class Counts:
     dups: int = 0
     callbacks: int = 0
     callbacks_acked: int = 0
+    lost: int = 0
+    """Acknowledged webhooks without credit, journaled events never processed, payments
+    without receipt, callbacks never acknowledged."""
+    duplicate: int = 0
+    """Orders paid by two credits, payments with two receipts, duplicate receipt numbers,
+    callbacks acknowledged twice."""
     violations: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (
+            f"lost={self.lost} duplicate={self.duplicate} gap={self.gaps} | "
             f"credits={self.credits} payments={self.payments} exceptions={self.exceptions} "
             f"receipts={self.receipts} gaps={self.gaps} dups={self.dups} "
             f"callbacks acked={self.callbacks_acked}/{self.callbacks} "
@@ -79,17 +91,20 @@ def check_invariants(
             elif n_exc != 1 or order_id is not None:
                 _bad(counts, f"unmatched credit with {n_exc} exceptions", [ref])
         doubly = [o for o, n in matched_per_order.items() if n > 1]
+        counts.duplicate += len(doubly)
         if doubly:
             _bad(counts, f"{len(doubly)} orders paid by two matched credits", doubly)
         if set(exceptions) - {c[0] for c in credits}:
             _bad(counts, "exception without credit")
         refs = set(bank_refs)
         missing = refs - {c[1] for c in credits}
+        counts.lost += len(missing)
         if missing:
             _bad(counts, f"{len(missing)} acknowledged webhooks have no credit", sorted(missing))
         unprocessed = s.scalar(
             select(func.count()).select_from(BankEvent).where(BankEvent.processed_at.is_(None))
         )
+        counts.lost += int(unprocessed or 0)
         if unprocessed:
             _bad(counts, f"{unprocessed} journaled bank events never processed")
 
@@ -103,6 +118,7 @@ def check_invariants(
         counts.receipts = len(receipts)
         per_order = Counter(r.source_key.removeprefix("order:") for r in receipts)
         two = [o for o, n in per_order.items() if n > 1]
+        counts.duplicate += len(two)
         if two:
             _bad(counts, f"{len(two)} payments with two receipts", two)
         orphan = set(per_order) - paid
@@ -114,6 +130,7 @@ def check_invariants(
         )  # fmt: skip
         by_id = {r.id: r for r in receipts}
         unreceipted = [o for o in paid if linked.get(o) is None]
+        counts.lost += len(unreceipted)
         if unreceipted:
             _bad(counts, f"{len(unreceipted)} payments without receipt", unreceipted)
         mislinked = [
@@ -137,6 +154,7 @@ def check_invariants(
             top = max(numbers)
             gaps = sorted(set(range(1, top + 1)) - set(numbers))
             counts.dups += len(dups)
+            counts.duplicate += len(dups)
             counts.gaps += len(gaps)
             if dups:
                 _bad(counts, f"series {key[1:]} has duplicate numbers", dups)
@@ -159,6 +177,8 @@ def check_invariants(
         counts.callbacks_acked = len(once)
         twice = [e for e, _ in events if acks.get(e, 0) > 1]
         never = [e for e, _ in events if acks.get(e, 0) == 0]
+        counts.duplicate += len(twice)
+        counts.lost += len(never)
         if twice:
             _bad(counts, f"{len(twice)} callbacks acknowledged more than once", twice)
         if never:

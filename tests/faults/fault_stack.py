@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MOTCUA = str(Path(sys.executable).with_name("motcua"))
 LOOPBACK = "127.0.0.1"
 CATALOG = ROOT / "payments" / "data" / "demo_catalog.csv"
+WORKER_APP_NAME = "faults-worker"
+"""``application_name`` of the worker's database sessions (see ``Stack.batches_in_flight``)."""
 
 
 def say(line: str) -> None:
@@ -80,7 +82,7 @@ def wait_until(
 # ---------------------------------------------------------------- processes
 
 
-def _spawn(argv: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def spawn(argv: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as fh:
         return subprocess.Popen(
             list(argv),
@@ -93,7 +95,7 @@ def _spawn(argv: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Po
         )
 
 
-def _stop_group(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
+def stop_group(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
     """SIGTERM our child's own process group, SIGKILL it after ``timeout``; no-op if gone."""
     if proc is None:
         return
@@ -396,7 +398,7 @@ class Stack:
             "--host", LOOPBACK, "--port", str(self.port), "--workers", "1",
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
-        self.app_proc = _spawn(argv, self.child_env(), log)
+        self.app_proc = spawn(argv, self.child_env(), log)
         ok = wait_until(self._app_answers, timeout=40, interval=0.1)
         if not ok:
             raise RuntimeError(f"the app did not start:\n{log_tail(log)}")
@@ -408,28 +410,53 @@ class Stack:
         return httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200
 
     def start_worker(self, concurrency: int = 2) -> None:
-        """``motcua worker`` (execs Celery, prefork pool) in its own process group."""
-        self.worker = _spawn(
+        """``motcua worker`` (execs Celery, prefork pool) in its own process group; its
+        database sessions are named :data:`WORKER_APP_NAME` (libpq's ``PGAPPNAME``), so the
+        suite can tell them from the app's and its own in ``pg_stat_activity``."""
+        self.worker = spawn(
             [MOTCUA, "worker", "--concurrency", str(concurrency)],
-            self.child_env(),
+            {**self.child_env(), "PGAPPNAME": WORKER_APP_NAME},
             self.tmp / "worker.log",
         )
         self.worker_starts += 1
+
+    def worker_alive(self) -> bool:
+        return self.worker is not None and self.worker.poll() is None
+
+    def pause_worker(self) -> set[int]:
+        """SIGSTOP the worker's process group (parent and pool): messages and journal rows pile
+        up meanwhile, so the batch that follows :meth:`resume_worker` is big. Returns the
+        batches the stop froze after their number reservation (their transaction ids): they
+        finish at once when resumed, so a test waiting for the next batch skips them."""
+        if self.worker is None:
+            return set()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.worker.pid, signal.SIGSTOP)
+        time.sleep(0.02)  # a COMMIT already on its way is processed meanwhile
+        with contextlib.suppress(Exception):
+            return {b.xid for b in self.batches_in_flight()}
+        return set()
+
+    def resume_worker(self) -> None:
+        if self.worker is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.worker.pid, signal.SIGCONT)
 
     def worker_ready(self, timeout: float = 40.0) -> bool:
         """True once the worker's pool is up (its children exist)."""
         assert self.worker is not None
         return wait_until(lambda: len(children_of(self.worker.pid)) > 0, timeout=timeout)  # type: ignore[union-attr]
 
-    def kill_worker(self, mode: str) -> str:
+    def kill_worker(self, mode: str, *, victim: int | None = None) -> str:
         """kill -9 the worker: ``group`` (parent and pool), ``parent`` then the orphans, or
-        ``child`` (one pool process; the parent replaces it). Returns what was killed."""
+        ``child`` (one pool process, ``victim`` if it is one, e.g. the one holding a batch;
+        the parent replaces it). Returns what was killed."""
         assert self.worker is not None
         pid = self.worker.pid
         if mode == "child":
             kids = children_of(pid)
             if kids:
-                victim = random.choice(kids)
+                victim = victim if victim in kids else random.choice(kids)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(victim, signal.SIGKILL)
                 return f"child {victim}"
@@ -452,8 +479,8 @@ class Stack:
             self.start_worker()
 
     def stop(self) -> None:
-        _stop_group(self.worker)
-        _stop_group(self.app_proc)
+        stop_group(self.worker)
+        stop_group(self.app_proc)
         self.worker = None
         self.app_proc = None
 
@@ -632,14 +659,124 @@ class Stack:
             f"events={polled_events} orders={polled_orders}; failed tasks={failed} lost={lost}"
         )
 
-    def issuing_in_flight(self) -> bool:
-        """True when a worker session is inside a transaction that touched receipts."""
+    def batches_in_flight(self) -> list[BatchInFlight]:
+        """Worker transactions holding reserved receipt numbers, not committed yet.
+
+        ``reserve_numbers`` writes ``receipt_counters`` (``INSERT … ON CONFLICT DO UPDATE``),
+        which takes a ``RowExclusiveLock`` on the table until the transaction ends; only the
+        batch issuer writes that table, so a worker session (``PGAPPNAME``) holding that lock
+        is a batch between its number reservation and its commit: the moment a crash must not
+        leave a gap or a duplicate. A transaction already executing its ``COMMIT`` is left
+        out (nothing can cut it any more). The window is short (a few tens of ms for tens of
+        receipts): act on it at once, or stop the worker inside it (:meth:`freeze_mid_batch`).
+        """
         with self.engine.connect() as conn:
-            n = conn.execute(
+            rows = conn.execute(
                 text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction') "
-                    "AND (query ILIKE '%receipt%')"
-                )
-            ).scalar_one()
-        return bool(n)
+                    "SELECT a.pid, a.client_port, a.backend_xid::text::bigint "
+                    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE a.datname = current_database() AND a.application_name = :app "
+                    "AND l.locktype = 'relation' AND l.granted "
+                    "AND l.relation = 'receipt_counters'::regclass "
+                    "AND l.mode = 'RowExclusiveLock' AND a.backend_xid IS NOT NULL "
+                    "AND NOT (a.state = 'active' AND a.query ILIKE 'commit%')"
+                ),
+                {"app": WORKER_APP_NAME},
+            ).all()
+        return [BatchInFlight(int(backend), int(xid), port) for backend, port, xid in rows]
+
+    def worker_pid_of(self, batch: BatchInFlight) -> int | None:
+        """The worker process (parent or pool child) whose connection runs ``batch``, from its
+        TCP client port (/proc; our own processes only), if found."""
+        pids = [self.worker.pid, *children_of(self.worker.pid)] if self.worker else []
+        return _pid_of_client_port(batch.client_port, pids)
+
+    def wait_batch_in_flight(
+        self, timeout: float, *, skip: Collection[int] = ()
+    ) -> BatchInFlight | None:
+        """Polls (every ms or so, at most ``timeout`` s) for a batch between reservation and
+        commit, other than the transactions in ``skip``; the first one seen, or ``None``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):  # the database may be restarting
+                found = [b for b in self.batches_in_flight() if b.xid not in skip]
+                if found:
+                    return found[0]
+            time.sleep(0.001)
+        return None
+
+    def freeze_mid_batch(
+        self, timeout: float, *, skip: Collection[int] = ()
+    ) -> BatchInFlight | None:
+        """Waits (at most ``timeout`` s) for a batch between reservation and commit and stops
+        the worker (SIGSTOP) in the middle of it: confirmed once stopped (20 ms later, the
+        batch still holds its numbers and has not sent its ``COMMIT``), else the worker is let
+        go and the next batch is tried. Returns the frozen batch (the caller resumes the
+        worker), or ``None`` with the worker running."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = self.wait_batch_in_flight(max(0.0, deadline - time.monotonic()), skip=skip)
+            if batch is None:
+                return None
+            if batch.xid in self.pause_worker():  # still holding its numbers, now stopped
+                return batch
+            self.resume_worker()
+        return None
+
+    def transaction_outcome(self, xid: int, timeout: float = 10.0) -> str:
+        """``committed`` or ``aborted`` (``txid_status``), once the transaction has ended
+        (a killed client's backend notices within moments); ``in progress`` after ``timeout``.
+        The suite's cluster is fresh, so a 32-bit xid is its 64-bit one (epoch 0)."""
+        status = "unknown"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                with self.engine.connect() as conn:
+                    status = str(
+                        conn.execute(text("SELECT txid_status(:x)"), {"x": xid}).scalar_one()
+                    )
+                if status != "in progress":
+                    return status
+            time.sleep(0.05)
+        return status
+
+    def receipts_count(self) -> int:
+        from einvoice.models import Receipt
+        from settings.db import session_scope
+
+        with session_scope(self.engine) as s:
+            return int(s.scalar(select(func.count()).select_from(Receipt)) or 0)
+
+
+@dataclass(frozen=True)
+class BatchInFlight:
+    backend_pid: int
+    """The PostgreSQL backend running the batch's transaction."""
+    xid: int
+    """That transaction's id: :meth:`Stack.transaction_outcome` tells how it ended."""
+    client_port: int | None
+    """The worker connection's TCP port (:meth:`Stack.worker_pid_of`)."""
+
+
+def _pid_of_client_port(port: int | None, pids: Iterable[int]) -> int | None:
+    """Which of ``pids`` owns the TCP socket bound to local ``port`` (from /proc; our own
+    processes only)."""
+    if port is None:
+        return None
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                cols = row.split()
+                if len(cols) > 9 and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(cols[9])
+    if not inodes:
+        return None
+    wanted = {f"socket:[{i}]" for i in inodes}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in wanted:
+                        return pid
+    return None

@@ -87,5 +87,11 @@ def test_result_is_recorded_once_across_a_dropped_connection(
     with factory() as session:
         event = session.scalars(select(CallbackEvent)).one()
         attempts = session.scalars(select(CallbackAttempt)).all()
+    print(
+        f"FAULTS callback-record[{when}]: lost={int(event.state != 'delivered')} "
+        f"duplicate={max(0, len(rx.requests) - 1)} gap=0 (no receipts) | posts={len(rx.requests)} "
+        f"attempts={len(attempts)}",
+        flush=True,
+    )
     assert event.state == "delivered" and event.lease_token is None
     assert [(a.attempt_no, a.outcome) for a in attempts] == [(1, "delivered")]
