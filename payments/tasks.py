@@ -286,7 +286,9 @@ def _poll_forever() -> None:
     while True:
         time.sleep(JOURNAL_POLL_SECONDS + random.uniform(0, 1))  # noqa: S311 - jitter only
         try:
-            drain_journal()
+            # 5 s + a 5–6 s period keeps any event within ~11 s of a broker's return (issue 16:
+            # ≤ 15 s); younger events still have their own message in flight.
+            drain_journal(min_age_seconds=5)
         except Exception:  # the database away: the next round tries again
             log.warning("journal poller round failed", exc_info=True)
 
