@@ -165,16 +165,7 @@ def _raw_rsa(env: dict[str, str]) -> float:
         "k = load_key_source(ref).private_key\n"
         "print(rate(lambda: k.sign(b'x' * 1300, padding.PKCS1v15(), hashes.SHA256())))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+    return float(_last_line(env, code))
 
 
 def _account(env: dict[str, str]) -> str:
@@ -185,6 +176,11 @@ def _account(env: dict[str, str]) -> str:
         "with session_scope() as s:\n"
         "    print(s.query(Agency).first().bank_account)\n"
     )
+    return _last_line(env, code)
+
+
+def _last_line(env: dict[str, str], code: str) -> str:
+    """Runs ``code`` in a fresh interpreter with the server's settings; its last output line."""
     out = subprocess.run(
         [sys.executable, "-c", code],
         env=env,

@@ -13,21 +13,21 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from payments.errors import InvalidInput
 from payments.models import Agency, BankEvent
+from settings.db import utcnow
 
 __all__ = [
     "NormalisedCredit",
     "SepayPayload",
+    "journal_event",
     "journal_once",
     "journal_sepay",
     "normalise",
-    "seen_again",
 ]
 
 
@@ -59,24 +59,26 @@ def parse_sepay(raw: bytes) -> SepayPayload:
 
 
 def journal_sepay(session: Session, agency: Agency, raw: bytes) -> tuple[BankEvent, bool]:
-    """Stores the event once per SePay ``id``; returns it and whether it is new."""
+    """Stores the event once per SePay ``id``; returns it and whether it is new.
+
+    :func:`journal_once` in the session's transaction: a repeat (a retry, a racing twin) is
+    counted on the first row by the unique constraint, never inserted twice.
+    """
     payload = parse_sepay(raw)
-    dedup = str(payload.id)
-    existing = _find(session, agency.id, "sepay", dedup)
-    if existing is not None:
-        seen_again(session, existing)
-        return existing, False
-    event = BankEvent(agency_id=agency.id, source="sepay", dedup_key=dedup, raw=raw)
-    try:
-        with session.begin_nested():
-            session.add(event)
-    except IntegrityError:
-        # A concurrent retry of the same notification won the insert: same event.
-        found = _find(session, agency.id, "sepay", dedup)
-        assert found is not None
-        seen_again(session, found)
-        return found, False
-    return event, True
+    return journal_event(session, agency.id, "sepay", str(payload.id), raw)
+
+
+def journal_event(
+    session: Session, agency_id: str, source: str, dedup: str, raw: bytes
+) -> tuple[BankEvent, bool]:
+    """:func:`journal_once` in the session's transaction, for every feed; returns the event
+    (as stored) and whether it is new."""
+    event_id, _pending, created = journal_once(
+        session.connection(), agency_id, source, dedup, raw, utcnow()
+    )
+    event = session.get(BankEvent, event_id, populate_existing=True)
+    assert event is not None
+    return event, created
 
 
 def journal_once(
@@ -84,11 +86,11 @@ def journal_once(
 ) -> tuple[int, bool, bool]:
     """Journals one notification in one statement: (event id, still to process, new).
 
-    What :func:`journal_sepay` does, without a session or a look-up first: the unique
-    constraint decides between the first delivery (inserted) and a repeat (counted on the
-    same row), so the webhook's write transaction is one statement long. On the embedded
-    SQLite database every write waits for the one writer; a shorter transaction is what lets
-    a catch-up's notifications in beside the issuer (issue 16). The caller commits.
+    Without a look-up first: the unique constraint decides between the first delivery
+    (inserted) and a repeat (counted on the same row), so the webhook's write transaction is
+    one statement long. On the embedded SQLite database every write waits for the one
+    writer; a shorter transaction is what lets a catch-up's notifications in beside the
+    issuer (issue 16). The caller commits.
     """
     dialect = connection.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -110,25 +112,6 @@ def journal_once(
     )
     event_id, processed_at, duplicates = connection.execute(stmt).one()
     return int(event_id), processed_at is None, int(duplicates) == 0
-
-
-def seen_again(session: Session, event: BankEvent) -> None:
-    """Counts a re-delivery (retries, or racing twins that lost the insert) on the journal row."""
-    session.execute(
-        update(BankEvent)
-        .where(BankEvent.id == event.id)
-        .values(duplicates=BankEvent.duplicates + 1)
-    )
-
-
-def _find(session: Session, agency_id: str, source: str, dedup: str) -> BankEvent | None:
-    return session.scalar(
-        select(BankEvent).where(
-            BankEvent.agency_id == agency_id,
-            BankEvent.source == source,
-            BankEvent.dedup_key == dedup,
-        )
-    )
 
 
 @dataclass(frozen=True)

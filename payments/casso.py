@@ -37,12 +37,10 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from payments import webhook_signature
-from payments.bankfeeds import NormalisedCredit, seen_again
+from payments.bankfeeds import NormalisedCredit, journal_event
 from payments.errors import InvalidInput, Unauthorized
 from payments.models import Agency, BankEvent
 from payments.webhook_signature import WebhookSignatureError, WebhookSignatureReason
@@ -326,32 +324,7 @@ def journal_casso(session: Session, agency: Agency, raw: bytes) -> tuple[BankEve
     Call only after :func:`verify_signature`. Mirrors :func:`payments.bankfeeds.journal_sepay`.
     """
     payload = parse_casso(raw)
-    dedup = casso_dedup_key(payload)
-    existing = _find(session, agency.id, dedup)
-    if existing is not None:
-        seen_again(session, existing)
-        return existing, False
-    event = BankEvent(agency_id=agency.id, source=SOURCE, dedup_key=dedup, raw=raw)
-    try:
-        with session.begin_nested():
-            session.add(event)
-    except IntegrityError:
-        # A concurrent retry of the same notification won the insert: same event.
-        found = _find(session, agency.id, dedup)
-        assert found is not None
-        seen_again(session, found)
-        return found, False
-    return event, True
-
-
-def _find(session: Session, agency_id: str, dedup: str) -> BankEvent | None:
-    return session.scalar(
-        select(BankEvent).where(
-            BankEvent.agency_id == agency_id,
-            BankEvent.source == SOURCE,
-            BankEvent.dedup_key == dedup,
-        )
-    )
+    return journal_event(session, agency.id, SOURCE, casso_dedup_key(payload), raw)
 
 
 def normalise_casso(raw: bytes, zone: tzinfo) -> NormalisedCredit:
