@@ -4,8 +4,9 @@ N orders are created and N SePay notifications paying them are journaled (the st
 province-wide install is in after an outage or when a statement arrives). Then W worker
 processes run the worker's own batch step (:func:`payments.tasks.issue_ready`) until every
 order has its receipt. Baseline in the same run: raw RSA-2048 signatures per second with the
-same key on W processes (the limit the goal is stated against). SQL statements per receipt
-are counted by SQLAlchemy's ``before_cursor_execute`` in each worker.
+same key on W processes (the limit the goal is stated against). SQL round trips per receipt
+are counted by SQLAlchemy's ``before_cursor_execute`` in each worker (an executemany of a
+whole batch is one round trip, which is the point of batching).
 """
 
 from __future__ import annotations
@@ -184,7 +185,8 @@ def _run(table: Table, n: int, workers: int) -> None:
         f"receipts/s from {n:,} journaled credits to stored signed receipts, PostgreSQL, "
         f"{workers} worker processes ({stored:,} stored, {issued:,} by the workers in "
         f"{batches:,} batches, numbers 1..{len(numbers):,} {gaps}; "
-        f"{statements:.1f} SQL statements per receipt incl. process start)",
+        f"{statements:.2f} SQL round trips per receipt incl. process start; "
+        "an executemany counts once)",
         f"{per_s:,.0f}/s",
         f"{raw_rate:,.0f}/s raw RSA-2048 on {workers} processes",
         f"{per_s / raw_rate:.3f}",

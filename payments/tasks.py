@@ -177,6 +177,9 @@ def _claim(
                 )
                 .order_by(PaymentOrder.paid_at)
                 .limit(room)
+                # Several issuers run this at once: without the lock each would pick the
+                # same oldest orders and all but one would find them taken by the claim.
+                .with_for_update(of=PaymentOrder, skip_locked=True)
             )
         )
         if room

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -9,7 +10,10 @@ from infra.clock import bank_time
 from sqlalchemy import func, select
 
 from api.demo import DEMO_SEPAY_KEY
-from settings.db import session_scope
+from api.routes.bankfeeds import receive_sepay
+from payments.agencies import agency_by_code
+from settings.config import Settings
+from settings.db import engine_for, session_scope
 
 ORDER = {
     "dossier_code": "H01.22-000001-0001",  # a dossier code is an opaque string to us
@@ -68,3 +72,22 @@ def sepay(
 def count(model: Any) -> int:
     with session_scope() as session:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def journal_sepay(demo: Settings, orders: list[dict[str, Any]], first_id: int) -> list[int]:
+    """SePay notifications paying ``orders``, journaled as the webhook does: the journal ids.
+    The webhook's wake-up is dispatched as usual; tests that run the issuer themselves stub
+    ``payments.usecases.follow_ups.dispatch``."""
+    with session_scope() as s:
+        agency_id = agency_by_code(s, "DEMO-HUYEN").id
+    engine = engine_for(demo.effective_database_url)
+    ids = []
+    for i, order in enumerate(orders):
+        raw = json.dumps(
+            {"id": first_id + i, "gateway": "VietinBank", "transactionDate": bank_time(),
+             "accountNumber": "113000012345", "content": f"CK {order['reference']}",
+             "transferType": "in", "transferAmount": order["amount"],
+             "referenceCode": f"FT-JOURNAL-{first_id + i}"}
+        ).encode()  # fmt: skip
+        ids.append(receive_sepay(engine, agency_id, raw)[0])
+    return ids

@@ -7,45 +7,23 @@ if no other issuer took a number or an order meanwhile; otherwise it issues unde
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from api_flow import create
+from api_flow import create, journal_sepay
 from fastapi.testclient import TestClient
-from infra.clock import bank_time
 from sqlalchemy import select
 
 import payments.tasks as tasks
 import payments.usecases.follow_ups as follow_ups
-from api.routes.bankfeeds import receive_sepay
 from einvoice.models import Receipt
-from payments.agencies import agency_by_code
 from payments.issuing import OrdersPlanned, OrdersSigned, issue_for_order
 from payments.models import PaymentOrder
 from settings.config import Settings, get_settings
-from settings.db import engine_for, session_scope
+from settings.db import session_scope
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
-def journal(demo: Settings, orders: list[dict[str, Any]], first_id: int) -> list[int]:
-    """SePay notifications paying ``orders``, journaled; their wake-up messages are dropped."""
-    with session_scope() as s:
-        agency_id = agency_by_code(s, "DEMO-HUYEN").id
-    engine = engine_for(demo.effective_database_url)
-    ids = []
-    for i, order in enumerate(orders):
-        raw = json.dumps(
-            {"id": first_id + i, "gateway": "VietinBank", "transactionDate": bank_time(),
-             "accountNumber": "113000012345", "content": f"CK {order['reference']}",
-             "transferType": "in", "transferAmount": order["amount"],
-             "referenceCode": f"FT-AHEAD-{first_id + i}"}
-        ).encode()  # fmt: skip
-        ids.append(receive_sepay(engine, agency_id, raw)[0])
-    return ids
 
 
 def issued() -> list[tuple[str, int]]:
@@ -86,13 +64,13 @@ def test_a_webhook_is_journaled_while_the_batch_signs(
 ) -> None:
     real = tasks.sign_for_orders
     orders = [create(client, auth, f"ahead-{i}").json() for i in range(6)]
-    journal(demo, orders[:5], 881000)
+    journal_sepay(demo, orders[:5], 881000)
     late: list[int] = []
 
     def webhook_meanwhile(planned: OrdersPlanned) -> None:
         # With the write lock held across the signatures this would wait for the batch
         # (busy_timeout, 30 s) and then fail; outside it, it is journaled at once.
-        late.extend(journal(demo, orders[5:], 881005))
+        late.extend(journal_sepay(demo, orders[5:], 881005))
 
     wrap_signing(monkeypatch, webhook_meanwhile)
     with caplog.at_level(logging.INFO, logger="payments.tasks"):
@@ -117,7 +95,7 @@ def test_when_the_counter_moves_meanwhile_the_batch_is_issued_under_the_lock(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     orders = [create(client, auth, f"moved-{i}").json() for i in range(4)]
-    journal(demo, orders, 882000)
+    journal_sepay(demo, orders, 882000)
 
     def counter_meanwhile(planned: OrdersPlanned) -> None:
         # The counter page (or a second issuer) issues one of the batch's orders meanwhile.
