@@ -89,15 +89,11 @@ def approve(
     session: Session, correction_id: str, *, agency_id: str, approver: str
 ) -> tuple[Correction, tuple[FollowUp, ...]]:
     """Four eyes: the proposer cannot approve (compared by username)."""
-    correction = approve_correction(
-        session, correction_id, agency_id=agency_id, approver=approver
-    )
+    correction = approve_correction(session, correction_id, agency_id=agency_id, approver=approver)
     return correction, follow_ups_of(correction)
 
 
-def revenue_report(
-    session: Session, agency: Agency, date_from: date, last: date
-) -> RevenueReport:
+def revenue_report(session: Session, agency: Agency, date_from: date, last: date) -> RevenueReport:
     """Revenue of the agency-local days ``date_from..last`` (inclusive)."""
     if last < date_from:
         raise DayInFuture("'to' is before 'from'", code="invalid_range", status=422)

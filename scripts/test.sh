@@ -13,8 +13,9 @@ bash scripts/ensure_system_packages.sh
 # shellcheck source=scripts/venv.sh
 source scripts/venv.sh
 
-header "ruff check ."
+header "ruff check . and ruff format --check ."
 "$VPY" -m ruff check .
+"$VPY" -m ruff format --check .
 
 header "mypy"
 "$VPY" -m mypy

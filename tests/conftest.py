@@ -138,6 +138,7 @@ def clear_of_midnight() -> datetime | None:
         return None
     return (next_midnight + timedelta(seconds=5)).astimezone(UTC)
 
+
 CALENDAR = (
     "api/test_new_year.py",  # the rollover itself
     "api/test_fee_flow.py",  # orders, transfer, receipt

@@ -109,7 +109,9 @@ def test_transfer_pays_the_order_and_issues_a_signed_receipt(
     assert got["status"] == "succeeded" and got["payment_method"] == "transfer"
     receipt = got["receipt"]
     assert (
-        receipt["number"] == 1 and receipt["template"] == "EBL01" and receipt["series"] == series_now()
+        receipt["number"] == 1
+        and receipt["template"] == "EBL01"
+        and receipt["series"] == series_now()
     )
     assert count(Receipt) == 1
 
@@ -238,9 +240,7 @@ def test_openapi_documents_the_key_and_the_idempotency_header(client: TestClient
     }
     create = doc["paths"]["/api/v1/payment-orders"]["post"]
     assert create["security"] == [{"ApiKey": []}]
-    assert doc["paths"]["/api/v1/payment-orders/{order_id}"]["get"]["security"] == [
-        {"ApiKey": []}
-    ]
+    assert doc["paths"]["/api/v1/payment-orders/{order_id}"]["get"]["security"] == [{"ApiKey": []}]
     (key,) = [p for p in create["parameters"] if p["name"] == "Idempotency-Key"]
     assert key["in"] == "header" and key["required"] is True
     assert not [p for p in create.get("parameters", []) if p["name"].lower() == "authorization"]

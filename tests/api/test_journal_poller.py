@@ -28,13 +28,22 @@ def test_a_journaled_event_without_its_message_is_processed_by_the_poller(
     with session_scope() as s:
         agency_id = agency_by_code(s, "DEMO-HUYEN").id
     raw = json.dumps(
-        {"id": 777001, "gateway": "VietinBank", "transactionDate": bank_time(),
-         "accountNumber": "113000012345", "content": f"CK {order['reference']}",
-         "transferType": "in", "transferAmount": order["amount"], "referenceCode": "FT-POLL-1"}
+        {
+            "id": 777001,
+            "gateway": "VietinBank",
+            "transactionDate": bank_time(),
+            "accountNumber": "113000012345",
+            "content": f"CK {order['reference']}",
+            "transferType": "in",
+            "transferAmount": order["amount"],
+            "referenceCode": "FT-POLL-1",
+        }
     ).encode()
     lost: list[tuple[str, tuple[object, ...]]] = []
     # The message is lost: journaled and answered, never delivered to any worker.
-    monkeypatch.setattr(follow_ups, "dispatch", lambda task, *args, **_: lost.append((task.name, args)))
+    monkeypatch.setattr(
+        follow_ups, "dispatch", lambda task, *args, **_: lost.append((task.name, args))
+    )
     event_id, _ = receive_sepay(engine_for(demo.effective_database_url), agency_id, raw)
     assert lost == [("payments.process_bank_event", (event_id,))]
     with session_scope() as s:

@@ -132,7 +132,9 @@ def check_receipt(receipt_id: str, series: str, number: int, day: date) -> Recei
     row = stored(receipt_id)
     local_day = row.issued_at.astimezone(ZONE).date()
     assert (row.series, row.number, local_day) == (series, number, day), (
-        row.series, row.number, row.issued_at.isoformat(),
+        row.series,
+        row.number,
+        row.issued_at.isoformat(),
     )
     assert row.year == day.year and row.series[:2] == f"{day.year % 100:02d}"
     assert nlap(row) == day.isoformat()
@@ -219,7 +221,9 @@ def test_new_year_night_end_to_end(
     assert summary_rows(EVE) == [("26TAB", 1), ("26TAB", 2)]  # every receipt of the day, no 2027
     [sent] = held(sandbox, EVE)
     assert (sent["status"], sent["row_count"], sent["total_amount"]) == (
-        "accepted", 2, 2 * old_price,
+        "accepted",
+        2,
+        2 * old_price,
     )
     assert (status, breaks) == ("clean", [])
 
@@ -227,8 +231,11 @@ def test_new_year_night_end_to_end(
     night.move_to(local(GO_LIVE + timedelta(days=1), 10, 0).astimezone(UTC))
     res = client.post(
         f"/api/v1/receipts/{rb.id}/replace",
-        json={"reason": "Sai số định danh người nộp", "actor": "Thủ quỹ Lan",
-              "payer": {"id_number": "001090054321"}},
+        json={
+            "reason": "Sai số định danh người nộp",
+            "actor": "Thủ quỹ Lan",
+            "payer": {"id_number": "001090054321"},
+        },
         headers=auth,
     )
     assert res.status_code == 201, res.text
@@ -355,9 +362,19 @@ def test_catalogue_imported_after_midnight_takes_effect_on_new_years_day(
     path.write_text("\n".join([header, *changed]) + "\n", encoding="utf-8")
     night.move_to(at(minutes=30))
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("motcua")), "catalog", "import", str(path),
-         "--agency", "DEMO-HUYEN"],
-        env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False,
+        [
+            str(Path(sys.executable).with_name("motcua")),
+            "catalog",
+            "import",
+            str(path),
+            "--agency",
+            "DEMO-HUYEN",
+        ],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     with session_scope() as s:

@@ -99,9 +99,7 @@ def test_one_key_with_two_bodies_conflicts_and_writes_once(pg_app: Any) -> None:
     answers = _post_many(pg_app, [("same", ORDER), ("same", other)] * 3)
     codes = sorted(r.status_code for r in answers)
     assert codes.count(201) == 3 and codes.count(409) == 3
-    assert {r.json()["code"] for r in answers if r.status_code == 409} == {
-        "idempotency_conflict"
-    }
+    assert {r.json()["code"] for r in answers if r.status_code == 409} == {"idempotency_conflict"}
     assert _counts() == (1, 1, 1)
 
 
@@ -186,20 +184,23 @@ def test_catalogue_additions_are_seen_at_once(pg_app: Any) -> None:
     from payments.catalog import import_catalog
 
     new_proc = {**ORDER, "procedure_code": "9.000001", "fees": [{"fee_code": "MOI", "quantity": 1}]}
-    new_fee = {**ORDER, "fees": [{"fee_code": "CT-BS", "quantity": 1}, {"fee_code": "MOI2", "quantity": 1}]}
+    new_fee = {
+        **ORDER,
+        "fees": [{"fee_code": "CT-BS", "quantity": 1}, {"fee_code": "MOI2", "quantity": 1}],
+    }
     first = _post_many(pg_app, [("miss-1", new_proc), ("warm", ORDER)])
     assert first[0].status_code == 422 and first[0].json()["code"] == "unknown_procedure"
     assert first[1].status_code == 201  # 1.001612 is now cached
     header = "procedure_code,procedure_name,field,fee_code,fee_kind,fee_name,amount,unit,max_amount,retention_percent,legal_basis\n"
-    rows = (
-        '9.000001,"Thủ tục mới",Thử nghiệm,MOI,le_phi,"Lệ phí mới",15000,lần,,0,Thông tư thử\n'
-    )
+    rows = '9.000001,"Thủ tục mới",Thử nghiệm,MOI,le_phi,"Lệ phí mới",15000,lần,,0,Thông tư thử\n'
     with session_scope() as s:
         agency = s.scalar(select(Agency))
         assert agency is not None
         proc = procedure_by_code(s, agency.id, "1.001612")
         rows += f'1.001612,"{proc.name}",{proc.field},MOI2,phi,"Phí mới",7000,lần,,0,Thông tư thử\n'
-        import_catalog(s, agency, (header + rows).encode(), effective_from=local_date(agency, utcnow()))
+        import_catalog(
+            s, agency, (header + rows).encode(), effective_from=local_date(agency, utcnow())
+        )
     second = _post_many(pg_app, [("miss-2", new_proc), ("fee-2", new_fee)])
     assert [r.status_code for r in second] == [201, 201], [r.text for r in second]
     assert second[0].json()["amount"] == 15_000
@@ -224,8 +225,11 @@ def test_text_that_cannot_be_stored_is_refused_cleanly(pg_app: Any) -> None:
                     await c.post(
                         "/api/v1/payment-orders",
                         content=body,
-                        headers={**AUTH, "Idempotency-Key": f"sur-{i}",
-                                 "Content-Type": "application/json"},
+                        headers={
+                            **AUTH,
+                            "Idempotency-Key": f"sur-{i}",
+                            "Content-Type": "application/json",
+                        },
                     )
                     for i, body in enumerate(raw)
                 ]

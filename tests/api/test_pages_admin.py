@@ -140,7 +140,9 @@ def test_pages_render_in_vietnamese_and_english(client: TestClient, admin: str) 
     for username in ("thuquy", "ketoan", "ketoan2", "quantri"):
         assert username in users
     catalog = client.get("/staff/admin/catalog").text
-    assert "CT-BS" in catalog and "2.000 đ" in catalog and CATALOG_FROM.strftime("%d/%m/%Y") in catalog
+    assert (
+        "CT-BS" in catalog and "2.000 đ" in catalog and CATALOG_FROM.strftime("%d/%m/%Y") in catalog
+    )
 
 
 def test_clerk_is_refused_and_nothing_changes(client: TestClient, demo: Settings) -> None:
@@ -152,8 +154,13 @@ def test_clerk_is_refused_and_nothing_changes(client: TestClient, demo: Settings
     before = _count(demo, StaffAccount)
     refused = client.post(
         "/staff/admin/users",
-        data={"csrf_token": token, "username": "moi.tao", "display_name": "X", "roles": "clerk",
-              "password": NEW_PASSWORD},
+        data={
+            "csrf_token": token,
+            "username": "moi.tao",
+            "display_name": "X",
+            "roles": "clerk",
+            "password": NEW_PASSWORD,
+        },
     )
     assert refused.status_code == 403
     assert _count(demo, StaffAccount) == before
@@ -188,7 +195,9 @@ def test_missing_csrf_is_refused_and_nothing_changes(
     after = _account(demo, "thuquy")
     assert after is not None
     assert (after.roles, after.active, after.password_hash) == (
-        thuquy.roles, thuquy.active, thuquy.password_hash,
+        thuquy.roles,
+        thuquy.active,
+        thuquy.password_hash,
     )
     assert _count(demo, StaffAccount) == before
     assert _count(demo, ApiClient) == clients_before
@@ -199,7 +208,11 @@ def test_missing_csrf_is_refused_and_nothing_changes(
 def test_other_agencys_objects_are_404_and_unchanged(
     client: TestClient, admin: str, demo: Settings, other_agency: dict[str, str]
 ) -> None:
-    staff_id, client_id, feed_id = other_agency["staff"], other_agency["client"], other_agency["feed"]
+    staff_id, client_id, feed_id = (
+        other_agency["staff"],
+        other_agency["client"],
+        other_agency["feed"],
+    )
     assert client.get(f"/staff/admin/users/{staff_id}", headers=HTML).status_code == 404
     for path, data in (
         (f"/staff/admin/users/{staff_id}/roles", {"roles": ["admin"]}),
@@ -207,8 +220,10 @@ def test_other_agencys_objects_are_404_and_unchanged(
         (f"/staff/admin/users/{staff_id}/password", {"password": ""}),
         (f"/staff/admin/keys/clients/{client_id}/revoke", {}),
         (f"/staff/admin/keys/feeds/{feed_id}/revoke", {}),
-        (f"/staff/admin/catalog/fees/{other_agency['fee']}/price",
-         {"amount": "1", "effective_from": clock_today().isoformat()}),
+        (
+            f"/staff/admin/catalog/fees/{other_agency['fee']}/price",
+            {"amount": "1", "effective_from": clock_today().isoformat()},
+        ),
     ):
         response = client.post(path, data={**data, "csrf_token": admin})
         assert response.status_code == 404, (path, response.text[:300])
@@ -234,8 +249,13 @@ def test_create_account_with_a_chosen_password(
 ) -> None:
     response = client.post(
         "/staff/admin/users",
-        data={"csrf_token": admin, "username": "Clerk.Moi", "display_name": "Đỗ Thị Mới",
-              "roles": ["clerk"], "password": NEW_PASSWORD},
+        data={
+            "csrf_token": admin,
+            "username": "Clerk.Moi",
+            "display_name": "Đỗ Thị Mới",
+            "roles": ["clerk"],
+            "password": NEW_PASSWORD,
+        },
         follow_redirects=False,
     )
     assert response.status_code == 303
@@ -257,8 +277,13 @@ def test_generated_password_is_shown_once_and_works(
     caplog.set_level(logging.DEBUG)
     response = client.post(
         "/staff/admin/users",
-        data={"csrf_token": admin, "username": "ketoan3", "display_name": "Vũ Văn Ba",
-              "roles": ["accountant", "clerk"], "password": ""},
+        data={
+            "csrf_token": admin,
+            "username": "ketoan3",
+            "display_name": "Vũ Văn Ba",
+            "roles": ["accountant", "clerk"],
+            "password": "",
+        },
     )
     assert response.status_code == 200
     assert "Chỉ hiển thị một lần" in response.text
@@ -282,22 +307,36 @@ def test_weak_password_and_bad_username_are_refused(
     before = _count(demo, StaffAccount)
     weak = client.post(
         "/staff/admin/users",
-        data={"csrf_token": admin, "username": "clerk.yeu", "display_name": "Yếu",
-              "roles": ["clerk"], "password": "ngan"},
+        data={
+            "csrf_token": admin,
+            "username": "clerk.yeu",
+            "display_name": "Yếu",
+            "roles": ["clerk"],
+            "password": "ngan",
+        },
     )
     assert weak.status_code == 422
     assert "ít nhất 10 ký tự" in weak.text and "Không có gì đã bị thay đổi" in weak.text
     assert 'value="clerk.yeu"' in weak.text  # the form keeps what was typed
     taken = client.post(
         "/staff/admin/users",
-        data={"csrf_token": admin, "username": "thuquy", "display_name": "Trùng",
-              "roles": ["clerk"], "password": NEW_PASSWORD},
+        data={
+            "csrf_token": admin,
+            "username": "thuquy",
+            "display_name": "Trùng",
+            "roles": ["clerk"],
+            "password": NEW_PASSWORD,
+        },
     )
     assert taken.status_code == 409 and "đã được dùng" in taken.text
     no_role = client.post(
         "/staff/admin/users",
-        data={"csrf_token": admin, "username": "khong.vai", "display_name": "Không vai trò",
-              "password": NEW_PASSWORD},
+        data={
+            "csrf_token": admin,
+            "username": "khong.vai",
+            "display_name": "Không vai trò",
+            "password": NEW_PASSWORD,
+        },
     )
     assert no_role.status_code == 422 and "ít nhất một vai trò" in no_role.text
     assert _count(demo, StaffAccount) == before
@@ -326,17 +365,17 @@ def test_change_roles_disable_enable_and_reset(
 
     disabled = client.post(
         f"/staff/admin/users/{thuquy.id}/disable",
-        data={"csrf_token": admin}, follow_redirects=False,
+        data={"csrf_token": admin},
+        follow_redirects=False,
     )
     assert disabled.status_code == 303
     assert not _account(demo, "thuquy").active  # type: ignore[union-attr]
     assert clerk.get("/staff/me").status_code == 401  # signed out at once
     with _db(demo) as session:
-        assert session.scalar(
-            select(func.count()).where(StaffSession.staff_id == thuquy.id)
-        ) == 0
+        assert session.scalar(select(func.count()).where(StaffSession.staff_id == thuquy.id)) == 0
     refused = clerk.post(
-        "/staff/login", data={"username": "thuquy", "password": DEMO_STAFF_PASSWORD},
+        "/staff/login",
+        data={"username": "thuquy", "password": DEMO_STAFF_PASSWORD},
         follow_redirects=False,
     )
     assert refused.status_code == 401
@@ -344,7 +383,8 @@ def test_change_roles_disable_enable_and_reset(
 
     enabled = client.post(
         f"/staff/admin/users/{thuquy.id}/enable",
-        data={"csrf_token": admin}, follow_redirects=False,
+        data={"csrf_token": admin},
+        follow_redirects=False,
     )
     assert enabled.status_code == 303
     _sign_in(clerk, "thuquy")
@@ -358,10 +398,14 @@ def test_change_roles_disable_enable_and_reset(
     assert found is not None
     new_password = found.group(1)
     assert clerk.get("/staff/me").status_code == 401  # the old session ended
-    assert clerk.post(
-        "/staff/login", data={"username": "thuquy", "password": DEMO_STAFF_PASSWORD},
-        follow_redirects=False,
-    ).status_code == 401
+    assert (
+        clerk.post(
+            "/staff/login",
+            data={"username": "thuquy", "password": DEMO_STAFF_PASSWORD},
+            follow_redirects=False,
+        ).status_code
+        == 401
+    )
     _sign_in(clerk, "thuquy", new_password)
     (reset_event,) = _events(demo, "staff_password_reset")
     assert reset_event.detail == {"username": "thuquy", "generated": True}
@@ -370,7 +414,8 @@ def test_change_roles_disable_enable_and_reset(
 
     chosen = client.post(
         f"/staff/admin/users/{thuquy.id}/password",
-        data={"csrf_token": admin, "password": NEW_PASSWORD}, follow_redirects=False,
+        data={"csrf_token": admin, "password": NEW_PASSWORD},
+        follow_redirects=False,
     )
     assert chosen.status_code == 303
     _sign_in(_second(client), "thuquy", NEW_PASSWORD)
@@ -400,7 +445,8 @@ def test_admin_cannot_lock_themself_out(client: TestClient, admin: str, demo: Se
     # adding a role to oneself is fine
     more = client.post(
         f"/staff/admin/users/{me.id}/roles",
-        data={"csrf_token": admin, "roles": ["admin", "accountant"]}, follow_redirects=False,
+        data={"csrf_token": admin, "roles": ["admin", "accountant"]},
+        follow_redirects=False,
     )
     assert more.status_code == 303
     assert _account(demo, "quantri").roles == "accountant admin"  # type: ignore[union-attr]
@@ -449,11 +495,15 @@ def test_new_price_is_a_new_row_and_earlier_orders_keep_theirs(
         new = session.get(FeeItem, new_id)
         assert old is not None and new is not None
         assert (old.amount, old.effective_from, old.effective_to) == (
-            2_000, CATALOG_FROM, today - timedelta(days=1),
+            2_000,
+            CATALOG_FROM,
+            today - timedelta(days=1),
         )
         assert (new.amount, new.effective_from, new.effective_to) == (3_000, today, None)
         assert (new.max_amount, new.unit, new.legal_basis) == (
-            old.max_amount, old.unit, old.legal_basis,
+            old.max_amount,
+            old.unit,
+            old.legal_basis,
         )
         earlier = session.get(PaymentOrder, before.json()["id"])
         assert earlier is not None and earlier.amount == 5_000
@@ -469,8 +519,11 @@ def test_new_price_is_a_new_row_and_earlier_orders_keep_theirs(
     # the old row cannot be repriced again (its successor is the one to change)
     again = client.post(
         f"/staff/admin/catalog/fees/{old_id}/price",
-        data={"csrf_token": admin, "amount": "4000",
-              "effective_from": (today + timedelta(days=5)).isoformat()},
+        data={
+            "csrf_token": admin,
+            "amount": "4000",
+            "effective_from": (today + timedelta(days=5)).isoformat(),
+        },
     )
     assert again.status_code == 422
 
@@ -501,7 +554,6 @@ def test_bad_price_edits_change_nothing(client: TestClient, admin: str, demo: Se
     assert over_cap.status_code == 422 and "cap" in over_cap.text
     assert _count(demo, FeeItem) == rows_before
     assert _count(demo, StaffAdminEvent) == 0
-
 
 
 def _upload(client: TestClient, token: str, body: str, day: str) -> httpx.Response:
@@ -557,7 +609,8 @@ def test_good_catalogue_imports_with_its_effective_date(
     with _db(demo) as session:
         versions = list(
             session.scalars(
-                select(FeeItem).join(Procedure)
+                select(FeeItem)
+                .join(Procedure)
                 .where(Procedure.code == "2.000884", FeeItem.code == "CT-CK")
                 .order_by(FeeItem.effective_from)
             )
@@ -582,8 +635,11 @@ def test_api_client_key_is_shown_once_hashed_and_never_logged(
     caplog.set_level(logging.DEBUG)
     response = client.post(
         "/staff/admin/keys/clients",
-        data={"csrf_token": admin, "name": "Cổng dịch vụ công tỉnh",
-              "callback_url": "https://motcua.example.gov.vn/cb"},
+        data={
+            "csrf_token": admin,
+            "name": "Cổng dịch vụ công tỉnh",
+            "callback_url": "https://motcua.example.gov.vn/cb",
+        },
     )
     assert response.status_code == 200, response.text[:500]
     assert "Chỉ hiển thị một lần" in response.text and "data-copy=" in response.text
@@ -611,7 +667,8 @@ def test_api_client_key_is_shown_once_hashed_and_never_logged(
     # ... until it is revoked
     revoked = client.post(
         f"/staff/admin/keys/clients/{client_id}/revoke",
-        data={"csrf_token": admin}, follow_redirects=False,
+        data={"csrf_token": admin},
+        follow_redirects=False,
     )
     assert revoked.status_code == 303
     assert len(_events(demo, "api_client_revoked")) == 1
@@ -657,10 +714,14 @@ def test_bank_feed_key_is_shown_once_and_revocable(
     assert key[:6] in listing and key not in listing
     (event,) = _events(demo, "bank_feed_created")
     assert key not in str(event.detail)
-    assert client.post(
-        f"/staff/admin/keys/feeds/{feed_id}/revoke", data={"csrf_token": admin},
-        follow_redirects=False,
-    ).status_code == 303
+    assert (
+        client.post(
+            f"/staff/admin/keys/feeds/{feed_id}/revoke",
+            data={"csrf_token": admin},
+            follow_redirects=False,
+        ).status_code
+        == 303
+    )
     with _db(demo) as session:
         assert session.get(BankFeedCredential, feed_id).active is False  # type: ignore[union-attr]
     assert len(_events(demo, "bank_feed_revoked")) == 1

@@ -231,7 +231,11 @@ def test_cash_issues_the_receipt_and_prints(client: TestClient) -> None:
     paid = pay_cash(client, csrf, order_id, PAGE_TOTAL)
     assert paid.status_code == 303 and paid.headers["location"].endswith("done=cash")
     order = load(order_id)
-    assert (order.status, order.payment_method, order.collected_by) == ("succeeded", "cash", "thuquy")
+    assert (order.status, order.payment_method, order.collected_by) == (
+        "succeeded",
+        "cash",
+        "thuquy",
+    )
     assert order.receipt_id is not None and count(Receipt) == 1
 
     status = client.get(f"/staff/counter/orders/{order_id}/status").json()
@@ -378,7 +382,10 @@ def test_replacement_needs_a_reason(client: TestClient) -> None:
     form = client.get(f"/staff/counter/receipts/{receipt_id}/replace", headers=HTML)
     assert form.status_code == 200 and ID_NUMBER not in form.text
     fields = dict(
-        re.findall(r'name="(line-\d+-(?:quantity|unit_price|amount))" inputmode="numeric" value="(\d+)"', form.text)
+        re.findall(
+            r'name="(line-\d+-(?:quantity|unit_price|amount))" inputmode="numeric" value="(\d+)"',
+            form.text,
+        )
     )
     index = next(k.split("-")[1] for k, v in fields.items() if k.endswith("quantity") and v == "3")
     changed = {**fields, f"line-{index}-quantity": "4", f"line-{index}-amount": ""}
@@ -389,7 +396,9 @@ def test_replacement_needs_a_reason(client: TestClient) -> None:
     assert count(Receipt) == 1
     no_csrf = client.post(url, data={"reason": "Sai số trang", **changed}, headers=HTML)
     assert no_csrf.status_code == 403 and count(Receipt) == 1
-    nothing = client.post(url, data={"csrf_token": csrf, "reason": "Không đổi gì", **fields}, headers=HTML)
+    nothing = client.post(
+        url, data={"csrf_token": csrf, "reason": "Không đổi gì", **fields}, headers=HTML
+    )
     assert nothing.status_code == 422 and count(Receipt) == 1
 
     done = client.post(
@@ -403,7 +412,9 @@ def test_replacement_needs_a_reason(client: TestClient) -> None:
         original = session.get(Receipt, receipt_id)
         assert original is not None and original.replaced_by_id is not None
         replacement = session.get(Receipt, original.replaced_by_id)
-        assert replacement is not None and replacement.total == PAGE_TOTAL + 1_000  # 4th page at 1,000 đ (tariff tier)
+        assert (
+            replacement is not None and replacement.total == PAGE_TOTAL + 1_000
+        )  # 4th page at 1,000 đ (tariff tier)
         label = f"{replacement.template} · {replacement.series} · {replacement.number}"
     page = client.get(done.headers["location"], headers=HTML)
     assert "Đã lập biên lai thay thế số" in page.text and label in page.text
@@ -421,7 +432,9 @@ def test_error_notice_needs_a_reason(client: TestClient) -> None:
     base = {"csrf_token": csrf, "form_token": token.group(1), "tax_authority_name": "Thuế cơ sở 1"}
     missing = client.post(url, data={**base, "reason": ""}, headers=HTML)
     assert missing.status_code == 422 and "Lý do là bắt buộc" in missing.text
-    no_office = client.post(url, data={**base, "reason": "Sai tên", "tax_authority_name": ""}, headers=HTML)
+    no_office = client.post(
+        url, data={**base, "reason": "Sai tên", "tax_authority_name": ""}, headers=HTML
+    )
     assert no_office.status_code == 422
     assert count(ErrorNotice) == 0
 
@@ -449,7 +462,9 @@ def test_procedure_picker_without_script_and_english(client: TestClient) -> None
     by_name = client.get("/staff/counter/new", params={"procedure": "thành lập hộ kinh doanh"})
     assert by_name.status_code == 200
     assert 'name="procedure_code" value="1.001612"' in by_name.text
-    assert "100.000 đ/lần" in by_name.text and "tối đa 200.000 đ/bản" in by_name.text  # tariffs in words
+    assert (
+        "100.000 đ/lần" in by_name.text and "tối đa 200.000 đ/bản" in by_name.text
+    )  # tariffs in words
     fragment = client.get("/staff/counter/new/lines", params={"procedure": "1.001612"})
     assert fragment.status_code == 200 and "<html" not in fragment.text
     assert 'name="line-0-fee_code"' in fragment.text

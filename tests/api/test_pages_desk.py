@@ -179,7 +179,10 @@ def test_charts_and_exports(client: TestClient, auth: dict[str, str], demo: Sett
         assert disposition.startswith("attachment; filename=")
         assert "filename*=UTF-8''B%C3%A1o%20c%C3%A1o%20thu%20ph%C3%AD" in disposition
         assert disposition.endswith(f".{fmt}")
-    start, end = clock_today(), clock_today() - timedelta(days=20)  # a range that ends before it starts
+    start, end = (
+        clock_today(),
+        clock_today() - timedelta(days=20),
+    )  # a range that ends before it starts
     bad = client.get(f"/staff/desk/exports/revenue?from={start}&to={end}&format=csv")
     assert bad.status_code == 422
 

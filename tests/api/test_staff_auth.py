@@ -339,7 +339,9 @@ def test_role_check(staff_client: TestClient) -> None:
 
 def test_other_agency_object_is_hidden(staff_client: TestClient) -> None:
     _login(staff_client)
-    assert staff_client.get("/staff/_test/colleague/ketoan.binh").json() == {"username": "ketoan.binh"}
+    assert staff_client.get("/staff/_test/colleague/ketoan.binh").json() == {
+        "username": "ketoan.binh"
+    }
     hidden = staff_client.get("/staff/_test/colleague/xa.khac")
     assert hidden.status_code == 404
     assert staff_client.get("/staff/_test/colleague/nobody").status_code == 404

@@ -23,8 +23,15 @@ def tax_sandbox_process(data_dir: Path) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MOTCUA_PROFILE"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "einvoice.tax_authority.sandbox", "--port", str(port),
-         "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "einvoice.tax_authority.sandbox",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
         env=subprocess_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -43,8 +43,13 @@ def test_an_order_answer_is_byte_identical() -> None:
         "a" * 32, "DEMO-HUYEN", "UBND huyện Demo", "970436", "0011001234567",
         "UBND HUYEN DEMO", "Asia/Ho_Chi_Minh",
     )  # fmt: skip
-    tariff = {"v": 1, "kind": "copy", "unit": "trang", "tiers": [[1, 2000], [3, 1000]],
-              "copy_cap": 200_000}
+    tariff = {
+        "v": 1,
+        "kind": "copy",
+        "unit": "trang",
+        "tiers": [[1, 2000], [3, 1000]],
+        "copy_cap": 200_000,
+    }
     fee = FeeSpec(
         "f" * 32, "CT-BS", "le_phi", "Chứng thực bản sao", 2_000, "trang", 200_000, 0,
         "Thông tư 226/2016/TT-BTC", tariff,

@@ -29,7 +29,9 @@ def test_every_move_in_the_table_passes(target: OrderStatus) -> None:
 
 @pytest.mark.parametrize("source", sorted(FINAL))
 @pytest.mark.parametrize("target", sorted(OrderStatus))
-def test_only_the_table_moves_out_of_a_final_state(source: OrderStatus, target: OrderStatus) -> None:
+def test_only_the_table_moves_out_of_a_final_state(
+    source: OrderStatus, target: OrderStatus
+) -> None:
     order = _pending()
     order.move_to(source)
     if (source, target) in TRANSITIONS:  # expired → paid: a late transfer a person matched

@@ -9,10 +9,28 @@ from payments.credentials import check_callback_url
 from payments.errors import InvalidInput
 from settings.hosts import host_of, is_internal_host, is_loopback_host
 
-LOOPBACK = ["127.0.0.1", "127.1", "2130706433", "0x7f.1", "localhost", "LOCALHOST.",
-            "a.localhost", "::1", "::ffff:127.0.0.1", "0.0.0.0", "127.255.0.9"]
-PRIVATE = ["10.0.0.5", "192.168.1.1", "172.16.3.4", "169.254.169.254", "100.64.0.1", "fd00::1",
-           "fe80::1"]
+LOOPBACK = [
+    "127.0.0.1",
+    "127.1",
+    "2130706433",
+    "0x7f.1",
+    "localhost",
+    "LOCALHOST.",
+    "a.localhost",
+    "::1",
+    "::ffff:127.0.0.1",
+    "0.0.0.0",
+    "127.255.0.9",
+]
+PRIVATE = [
+    "10.0.0.5",
+    "192.168.1.1",
+    "172.16.3.4",
+    "169.254.169.254",
+    "100.64.0.1",
+    "fd00::1",
+    "fe80::1",
+]
 PUBLIC = ["motcua.example.vn", "8.8.8.8", "2001:4860:4860::8888", "dichvucong.gov.vn"]
 
 
@@ -38,8 +56,14 @@ def test_host_of_brackets_and_trailing_dot() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.1/cb", "https://127.1/cb", "https://localhost./cb", "https://[::ffff:127.0.0.1]/cb",
-     "https://10.0.0.5/cb", "https://169.254.169.254/latest/meta-data"],
+    [
+        "http://127.1/cb",
+        "https://127.1/cb",
+        "https://localhost./cb",
+        "https://[::ffff:127.0.0.1]/cb",
+        "https://10.0.0.5/cb",
+        "https://169.254.169.254/latest/meta-data",
+    ],
 )
 def test_production_callbacks_refuse_local_and_private(url: str) -> None:
     with pytest.raises(InvalidInput):

@@ -20,5 +20,7 @@ def test_models_match_migrations(database_url: str) -> None:
     upgrade(database_url)  # idempotent
     metadata = load_all_models()
     with engine_for(database_url).connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": False}), metadata
+        )
     assert diff == [], diff

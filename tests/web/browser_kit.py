@@ -22,18 +22,25 @@ from api.demo import DEMO_STAFF_PASSWORD
 from settings.config import Settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("MOTCUA_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("MOTCUA_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
+)
 SCREENSHOTS = ARTIFACTS / "screenshots"
 PHONE = {"width": 390, "height": 844}
 COUNTER = {"width": 1366, "height": 768}
+
 
 class LiveServer:
     def __init__(self, settings: Settings, port: int) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
-            access_log=False, lifespan="on",
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -58,7 +58,9 @@ def browser(playwright_session: Playwright) -> Iterator[Browser]:
 
 
 def _context(browser: Browser, viewport: dict[str, int], **kwargs: object) -> BrowserContext:
-    ctx = browser.new_context(viewport=viewport, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh", **kwargs)  # type: ignore[arg-type]
+    ctx = browser.new_context(
+        viewport=viewport, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh", **kwargs
+    )  # type: ignore[arg-type]
     ctx.set_default_timeout(15_000)
     return ctx
 

@@ -117,7 +117,11 @@ def test_transfer_arrives_while_the_order_is_open(
 
     phone = new_page(PHONE)  # the same pages on a 390 px screen: no sideways scrolling
     sign_in(phone, live.url, "thuquy")
-    for path in (order_url, f"{order_url}/screen", f"{live.url}/staff/counter/new?procedure=1.001612"):
+    for path in (
+        order_url,
+        f"{order_url}/screen",
+        f"{live.url}/staff/counter/new?procedure=1.001612",
+    ):
         phone.goto(path)
         assert no_horizontal_scroll(phone), path
     phone.goto(order_url)
@@ -128,7 +132,11 @@ def test_transfer_arrives_while_the_order_is_open(
     number = receipt_number()
     delivered = httpx.post(
         f"{live.url}/sandbox/bank/transfer",
-        json={"agency": "DEMO-HUYEN", "amount": 105_000, "content": f"MBVCB.3278123.{memo}.CHUYEN TIEN"},
+        json={
+            "agency": "DEMO-HUYEN",
+            "amount": 105_000,
+            "content": f"MBVCB.3278123.{memo}.CHUYEN TIEN",
+        },
         timeout=30,
     )
     assert delivered.status_code == 200, delivered.text

@@ -25,7 +25,11 @@ def test_sign_in_form_and_wrong_password(live: LiveServer, counter_page: Page) -
 
 
 def test_home_sends_each_role_to_its_page(live: LiveServer, new_page) -> None:  # type: ignore[no-untyped-def]
-    for username, start in (("thuquy", "/staff/counter"), ("ketoan", "/staff/desk"), ("quantri", "/staff/admin")):
+    for username, start in (
+        ("thuquy", "/staff/counter"),
+        ("ketoan", "/staff/desk"),
+        ("quantri", "/staff/admin"),
+    ):
         page = new_page(COUNTER)
         sign_in(page, live.url, username)
         assert page.url.endswith(start)
