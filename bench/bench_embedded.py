@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -70,7 +71,7 @@ def run(table: Table, n: int = 1000) -> None:
                             "fees": [{"fee_code": "CT-BS", "quantity": 3}],
                         },
                     ).json()
-                    for i in range(n)
+                    for i in range(n + LONE)
                 ]
             account = _account(env)
             bodies = [
@@ -89,6 +90,10 @@ def run(table: Table, n: int = 1000) -> None:
                 for i, order in enumerate(orders)
             ]
             headers = {"Authorization": f"Apikey {DEMO_SEPAY_KEY}"}
+            db = Path(tmp) / "data" / "motcua.sqlite3"
+            if not accept_only:
+                lone = _lone(base, bodies[n:], headers, db)
+            bodies = bodies[:n]
             print(f"  sending {n} notifications ...", flush=True)
             cpu0 = _cpu(proc.pid)
             start = time.perf_counter()
@@ -102,7 +107,7 @@ def run(table: Table, n: int = 1000) -> None:
             if accept_only:
                 print(f"  accepted {n} in {sent_s:.2f} s: {n / sent_s:.0f}/s (no worker)")
                 return
-            issued = _wait_for_receipts(Path(tmp) / "data" / "motcua.sqlite3", n, deadline_s=600)
+            issued = _wait_for_receipts(db, LONE + n, deadline_s=600) - LONE
             elapsed = time.perf_counter() - start
             cpu1 = _cpu(proc.pid)
             print(
@@ -126,9 +131,68 @@ def run(table: Table, n: int = 1000) -> None:
         f"{per_s / raw:.3f}",
         "≥ 0.10",
     )
+    took, answered = zip(*lone, strict=True)
+    table.add(
+        f"embedded default: a lone SePay notification → its receipt ({LONE} notifications "
+        f"{LONE_GAP_S[0]:g}–{LONE_GAP_S[1]:g} s apart, nothing else running; the citizen "
+        "at the counter waits on this) vs the webhook's own answer",
+        f"p50 {_ms(_median(took))}, max {_ms(max(took))}",
+        f"p50 {_ms(_median(answered))}, max {_ms(max(answered))}",
+        f"{_median(took) / _median(answered):.0f}x",
+        "",
+    )
 
 
 SENDERS = 4
+LONE = 20
+"""Lone notifications sent before the burst, one at a time, each waited for to its receipt."""
+LONE_GAP_S = (0.5, 1.5)
+"""Pause between lone notifications, drawn (seeded) from this range: longer than the waker's
+window, so each is alone, and random, so arrivals do not lock onto the broker's poll phase."""
+
+
+def _lone(
+    base: str, bodies: list[bytes], headers: dict[str, str], db: Path
+) -> list[tuple[float, float]]:
+    """(webhook sent → receipt stored, webhook sent → answered) per lone notification, in
+    seconds; the receipts are counted from the SQLite file every 2 ms (bounded: 30 s each)."""
+    out = []
+    gaps = random.Random(16)
+    with httpx.Client(base_url=base, timeout=30) as http:
+        for i, body in enumerate(bodies):
+            time.sleep(gaps.uniform(*LONE_GAP_S))
+            start = time.perf_counter()
+            answer = http.post(
+                "/api/v1/bank-feeds/sepay",
+                content=body,
+                headers={**headers, "Content-Type": "application/json"},
+            )
+            answered = time.perf_counter() - start
+            answer.raise_for_status()
+            deadline = time.monotonic() + 30
+            while _receipts(db) < i + 1 and time.monotonic() < deadline:
+                time.sleep(0.002)
+            out.append((time.perf_counter() - start, answered))
+    print(
+        "  lone notifications → receipt: " + ", ".join(_ms(took) for took, _ in out),
+        flush=True,
+    )
+    return out
+
+
+def _receipts(db: Path) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+        return int(conn.execute("SELECT count(*) FROM receipts").fetchone()[0])
+
+
+def _median(values: tuple[float, ...]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f} ms"
+
+
 """Connections the sender keeps busy (each sends its next notification when answered)."""
 
 
@@ -200,8 +264,7 @@ def _wait_for_receipts(db: Path, n: int, deadline_s: float) -> int:
     deadline = time.monotonic() + deadline_s
     count = 0
     while time.monotonic() < deadline:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            count = int(conn.execute("SELECT count(*) FROM receipts").fetchone()[0])
+        count = _receipts(db)
         if count >= n:
             break
         time.sleep(0.05)

@@ -9,7 +9,15 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from bench import bench_batch, bench_close, bench_http, bench_issue, bench_pdf, bench_signing
+from bench import (
+    bench_batch,
+    bench_close,
+    bench_embedded,
+    bench_http,
+    bench_issue,
+    bench_pdf,
+    bench_signing,
+)
 from bench.common import Table, machine
 
 SUITES = {
@@ -17,6 +25,7 @@ SUITES = {
     "pdf": bench_pdf.run,
     "issue": bench_issue.run,
     "batch": bench_batch.run,
+    "embedded": bench_embedded.run,
     "http": bench_http.run,
     "close": bench_close.run,
 }
