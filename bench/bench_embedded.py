@@ -16,12 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
 
 from bench import loadgen
-from bench.common import Table
+from bench.common import Table, ms
 
 ROOT = Path(__file__).resolve().parents[1]
 MOTCUA = str(Path(sys.executable).with_name("motcua"))
@@ -185,12 +186,12 @@ def _receipts(db: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM receipts").fetchone()[0])
 
 
-def _median(values: tuple[float, ...]) -> float:
-    return sorted(values)[len(values) // 2]
+def _median(seconds: Sequence[float]) -> float:
+    return loadgen.percentile(seconds, 50)
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.0f} ms"
+    return ms(seconds * 1000)
 
 
 """Connections the sender keeps busy (each sends its next notification when answered)."""

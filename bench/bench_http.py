@@ -65,7 +65,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bench import loadgen
-from bench.common import Table
+from bench.common import Table, ms
 
 sys.path.insert(0, str(loadgen.ROOT / "tests"))
 from infra import PostgresServer, RedisServer, free_port
@@ -122,10 +122,6 @@ def patched_env(env: Mapping[str, str]) -> Iterator[None]:
             del os.environ[k]
         os.environ.update(saved)
         get_settings.cache_clear()
-
-
-def ms(value: float) -> str:
-    return f"{value:,.0f} ms" if value >= 100 else f"{value:.1f} ms"
 
 
 class WaitSampler:

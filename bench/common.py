@@ -37,6 +37,11 @@ class Table:
         return head + body + "\n"
 
 
+def ms(value: float) -> str:
+    """Milliseconds as the tables print them: whole above 100, one decimal below."""
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+
 def rate(
     fn: Callable[[], object], *, max_n: int = 20_000, max_s: float = 3.0, warmup: int = 20
 ) -> float:

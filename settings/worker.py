@@ -43,10 +43,9 @@ class EmbeddedBrokerTransport(kombu_sqlalchemy.Transport):
     ``bench.bench_embedded``: p50 513 ms before). A poll costs about 1.4 ms of CPU (kombu's ORM
     session on the broker file): an idle worker measured ~1 % of a core with kombu's 1 s,
     ~2.5 % at 100 ms and ~3.6 % at 50 ms; 100 ms is the middle. It cannot be set with
-    ``broker_transport_options``:
-    this transport hands every option it does not know to ``create_engine()``, which refuses
-    it. So it is a subclass, reached through a URL scheme of its own (a URL-derived transport
-    name must be an alias, kombu #2641).
+    ``broker_transport_options``: this transport hands every option it does not know to
+    ``create_engine()``, which refuses it. So it is a subclass, reached through a URL scheme
+    of its own (a URL-derived transport name must be an alias, kombu #2641).
     """
 
     polling_interval = EMBEDDED_BROKER_POLL_SECONDS

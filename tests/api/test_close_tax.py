@@ -4,7 +4,6 @@ its 01/TH-BLĐT accepted; a stray credit → exit 1 naming it; an outage → lat
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,14 +12,13 @@ import httpx
 import pytest
 from api_flow import create, sepay
 from fastapi.testclient import TestClient
-from infra.clock import subprocess_env, today
+from infra.cli import run_motcua
+from infra.clock import today
 from infra.ports import free_port
 from infra.tax_sandbox import tax_sandbox_process
 from staff_flow import sign_in
 
 from settings.config import Settings
-
-MOTCUA = str(Path(sys.executable).with_name("motcua"))
 
 
 def TODAY() -> str:
@@ -35,14 +33,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def run_close() -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MOTCUA, "close", "--agency", "DEMO-HUYEN", "--date", TODAY()],
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_motcua("close", "--agency", "DEMO-HUYEN", "--date", TODAY())
 
 
 def held(sandbox: str, tax_code: str = "0108424452") -> dict[str, object]:
@@ -184,35 +175,20 @@ def test_error_notice_and_registration_reach_the_sandbox(
         },
     )
     assert notice.status_code == 201, notice.text
-    sent = subprocess.run(
-        [MOTCUA, "tax", "send-notices"],
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    sent = run_motcua("tax", "send-notices")
     assert sent.returncode == 0, sent.stderr
     assert "'acknowledged': 1" in sent.stdout, sent.stdout
     status = client.get(
         f"/api/v1/receipts/error-notices/{notice.json()['id']}", headers=auth
     ).json()
     assert status["status"] == "acknowledged"
-    reg = subprocess.run(
-        [
-            MOTCUA,
-            "tax",
-            "register",
-            "--agency",
-            "DEMO-HUYEN",
-            "--tax-authority-name",
-            "Thuế cơ sở 1 tỉnh Mẫu Sơn",
-        ],
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    reg = run_motcua(
+        "tax",
+        "register",
+        "--agency",
+        "DEMO-HUYEN",
+        "--tax-authority-name",
+        "Thuế cơ sở 1 tỉnh Mẫu Sơn",
     )
     assert reg.returncode == 0, reg.stdout + reg.stderr
     assert "accepted" in reg.stdout

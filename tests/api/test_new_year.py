@@ -21,8 +21,6 @@ What must hold, asserted and printed:
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
@@ -36,7 +34,8 @@ import pytest
 import time_machine
 from api_flow import ORDER, create, sepay
 from fastapi.testclient import TestClient
-from infra.clock import GO_LIVE, ZONE, bank_time, local, subprocess_env
+from infra.cli import run_motcua
+from infra.clock import GO_LIVE, ZONE, bank_time, local
 from infra.tax_sandbox import tax_sandbox_process
 from lxml import etree
 from sqlalchemy import select
@@ -361,21 +360,7 @@ def test_catalogue_imported_after_midnight_takes_effect_on_new_years_day(
     path = tmp_path / "nghi-quyet-2027.csv"
     path.write_text("\n".join([header, *changed]) + "\n", encoding="utf-8")
     night.move_to(at(minutes=30))
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("motcua")),
-            "catalog",
-            "import",
-            str(path),
-            "--agency",
-            "DEMO-HUYEN",
-        ],
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_motcua("catalog", "import", str(path), "--agency", "DEMO-HUYEN")
     assert done.returncode == 0, done.stdout + done.stderr
     with session_scope() as s:
         agency = agency_by_code(s, "DEMO-HUYEN")

@@ -21,7 +21,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -33,7 +32,8 @@ import pytest
 from api_flow import count, sepay
 from fastapi.testclient import TestClient
 from infra.callback_receiver import CallbackReceiver
-from infra.clock import Clock, subprocess_env
+from infra.cli import run_motcua
+from infra.clock import Clock
 from infra.tax_sandbox import tax_sandbox_process
 from sqlalchemy import select
 from staff_flow import sign_in
@@ -89,7 +89,6 @@ FEE_MAP = {"PHI_CHUNG_THUC_BAN_SAO": "CT-BS", "LE_PHI_DK_HKD": "HKD-TL"}
 ACK = json.dumps({"MaLoi": "00", "MoTaLoi": "Thanh cong"}).encode()
 PDFSIG = shutil.which("pdfsig")
 XMLSEC1 = shutil.which("xmlsec1")
-MOTCUA = str(Path(sys.executable).with_name("motcua"))
 
 
 def sha(values: list[str], secret: str) -> str:
@@ -841,27 +840,15 @@ def test_admin_adds_a_partner_and_sees_its_key_once(client: TestClient, demo: Se
 
 
 def test_cli_adds_a_partner_and_prints_the_key_last(demo: Settings, clock: Clock) -> None:
-    done = subprocess.run(
-        [
-            MOTCUA,
-            "onestop-partner",
-            "add",
-            "--agency",
-            DEMO_AGENCY.code,
-            "--code",
-            "DVC-TINH",
-            "--confirm-url",
-            "http://127.0.0.1:9/DvcPayment/Confirm",
-            "--reply",
-            "error_code",
-            "--bill",
-            "pdf",
-        ],
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    add = ("onestop-partner", "add", "--agency", DEMO_AGENCY.code, "--code", "DVC-TINH")
+    done = run_motcua(
+        *add,
+        "--confirm-url",
+        "http://127.0.0.1:9/DvcPayment/Confirm",
+        "--reply",
+        "error_code",
+        "--bill",
+        "pdf",
     )
     assert done.returncode == 0, done.stderr
     key = done.stdout.strip().splitlines()[-1]
@@ -873,24 +860,7 @@ def test_cli_adds_a_partner_and_prints_the_key_last(demo: Settings, clock: Clock
     with TestClient(create_app(demo)) as client:
         res = client.post(PP, content=DotNet.body(partner.poll("QUERY", "CHUACO")))
     assert res.status_code == 404 and res.json()["error_code"] == "07"
-    bad = subprocess.run(
-        [
-            MOTCUA,
-            "onestop-partner",
-            "add",
-            "--agency",
-            DEMO_AGENCY.code,
-            "--code",
-            "DVC-TINH",
-            "--confirm-url",
-            "http://127.0.0.1:9/c",
-        ],
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    bad = run_motcua(*add, "--confirm-url", "http://127.0.0.1:9/c")  # the code is taken
     assert bad.returncode != 0 and bad.stderr.startswith("motcua:")
 
 
@@ -923,14 +893,7 @@ def test_pp_orders_are_in_the_daily_close_and_its_01_th_bldt(
         follow_redirects=False,
     )
     expected = sum(a for _, _, a in fee_lines) + fee_lines[0][2]
-    done = subprocess.run(
-        [MOTCUA, "close", "--agency", DEMO_AGENCY.code, "--date", clock.today().isoformat()],
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_motcua("close", "--agency", DEMO_AGENCY.code, "--date", clock.today().isoformat())
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no breaks" in done.stdout and "#0 accepted" in done.stdout
     assert "receipts      2 = " in done.stdout

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +19,7 @@ import httpx
 import pytest
 from infra.clock import today
 from infra.ports import free_port, log_tail, stop_process, wait_for_port
+from infra.tax_sandbox import sandbox_command
 from lxml import etree
 
 from einvoice.official import FormatChoices
@@ -84,21 +84,6 @@ def _sandbox_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _command(port: int, data_dir: Path, ca_pem: Path | None) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "einvoice.tax_authority.sandbox",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
-    if ca_pem is not None:
-        command += ["--trusted-ca", str(ca_pem)]
-    return command
-
-
 @dataclass(frozen=True)
 class Sandbox:
     base_url: str
@@ -113,7 +98,7 @@ def sandbox(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sa
         port = free_port()
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                _command(port, data_dir, keys.ca_pem),
+                sandbox_command(port, data_dir, keys.ca_pem),
                 cwd=data_dir,
                 env=_sandbox_env(),
                 stdout=log,
@@ -553,7 +538,7 @@ def test_unknown_message_is_404(http: httpx.Client, client: HttpTaxAuthorityClie
 
 def test_sandbox_refuses_to_start_in_production(tmp_path: Path) -> None:
     result = subprocess.run(
-        _command(free_port(), tmp_path, None),
+        sandbox_command(free_port(), tmp_path, None),
         cwd=tmp_path,
         env=_sandbox_env(MOTCUA_PROFILE="production"),
         capture_output=True,

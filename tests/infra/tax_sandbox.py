@@ -14,7 +14,16 @@ from pathlib import Path
 from .clock import subprocess_env
 from .ports import free_port, wait_for_port
 
-__all__ = ["tax_sandbox_process"]
+__all__ = ["sandbox_command", "tax_sandbox_process"]
+
+
+def sandbox_command(port: int, data_dir: Path, ca_pem: Path | None = None) -> list[str]:
+    """The sandbox's command line; ``ca_pem``: the CA it trusts for signed messages."""
+    command = [sys.executable, "-m", "einvoice.tax_authority.sandbox"]
+    command += ["--port", str(port), "--data-dir", str(data_dir)]
+    if ca_pem is not None:
+        command += ["--trusted-ca", str(ca_pem)]
+    return command
 
 
 @contextmanager
@@ -23,15 +32,7 @@ def tax_sandbox_process(data_dir: Path) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MOTCUA_PROFILE"}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "einvoice.tax_authority.sandbox",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
+        sandbox_command(port, data_dir),
         env=subprocess_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

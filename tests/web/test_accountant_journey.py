@@ -8,10 +8,7 @@ app is pointed at it before it is created, so the 01/TH-BLĐT summaries are real
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,8 +23,8 @@ from browser_kit import (
     shot,
     sign_in,
 )
-from infra.clock import subprocess_env, today
-from infra.ports import free_port, wait_for_port
+from infra.clock import today
+from infra.tax_sandbox import tax_sandbox_process
 from playwright.sync_api import Page, expect
 
 from api.demo import DEMO_API_KEY
@@ -44,30 +41,9 @@ ORDER = {
 
 @pytest.fixture
 def tax_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MOTCUA_PROFILE"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "einvoice.tax_authority.sandbox",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "tax"),
-        ],
-        env=subprocess_env(env),  # a moved run's clock (tests/infra/clock.py)
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, timeout=30)
-        url = f"http://127.0.0.1:{port}"
+    with tax_sandbox_process(tmp_path / "tax") as url:
         monkeypatch.setenv("MOTCUA_TAX_AUTHORITY_URL", url)
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 @pytest.fixture
